@@ -1,0 +1,75 @@
+//! Bytes in and out: the record envelope, postcard bodies, and packed keys for the
+//! expiry index. Only this module calls postcard.
+
+pub mod envelope;
+pub(crate) mod keys;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+pub use envelope::{Envelope, EnvelopeError, Header};
+
+/// Serializes an edgestate type with postcard.
+pub(crate) fn to_postcard<T: Serialize + ?Sized>(what: &'static str, value: &T) -> Result<Vec<u8>> {
+    postcard::to_stdvec(value).map_err(|e| Error::Encode {
+        what,
+        reason: e.to_string(),
+    })
+}
+
+/// Deserializes a postcard body; a body that does not parse is reported as corrupt,
+/// since it passed its checksum and so was written this way.
+pub(crate) fn from_postcard<T: DeserializeOwned>(
+    table: &'static str,
+    key: &str,
+    payload: &[u8],
+) -> Result<T> {
+    postcard::from_bytes(payload).map_err(|e| Error::Decode {
+        table,
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// Serializes a value as JSON text.
+pub(crate) fn to_json<T: Serialize + ?Sized>(what: &'static str, value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| Error::Encode {
+        what,
+        reason: e.to_string(),
+    })
+}
+
+/// Deserializes JSON text.
+pub(crate) fn from_json<T: DeserializeOwned>(
+    table: &'static str,
+    key: &str,
+    payload: &[u8],
+) -> Result<T> {
+    serde_json::from_slice(payload).map_err(|e| Error::Decode {
+        table,
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// A `serde(with)` adapter that stores a `serde_json::Value` (or a map of them) as JSON
+/// text, because postcard is not self-describing and cannot deserialize `Value` directly.
+pub mod json_text {
+    use serde::de::{DeserializeOwned, Error as _};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Serializes `value` as a JSON string.
+    pub fn serialize<T: Serialize, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+        let text = serde_json::to_string(value).map_err(serde::ser::Error::custom)?;
+        s.serialize_str(&text)
+    }
+
+    /// Deserializes a value stored by [`serialize`].
+    pub fn deserialize<'de, T: DeserializeOwned, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<T, D::Error> {
+        let text = String::deserialize(d)?;
+        serde_json::from_str(&text).map_err(D::Error::custom)
+    }
+}

@@ -1,0 +1,65 @@
+//! # edgestate
+//!
+//! An embedded, zero-network, single-file ACID state store for the state that a trading
+//! bot or an AI agent must find again after a crash, built on [redb](https://docs.rs/redb).
+//!
+//! One [`Store`] over one file holds, in one transaction domain: generic namespaced
+//! key/value records with versions, TTL and compare-and-swap; and (see the `tables`
+//! modules) user contexts, a card index, exactly-once dedup, sessions, pending ring
+//! buffers, a location cache and execution snapshots. Any mix of them changes atomically
+//! in one [`Store::write`].
+//!
+//! ```
+//! use edgestate::{Expect, ManualClock, Store};
+//! use std::time::Duration;
+//!
+//! # fn main() -> edgestate::Result<()> {
+//! let clock = ManualClock::new(1_700_000_000_000);
+//! let store = Store::builder().clock(clock.clone()).temporary()?;
+//!
+//! // A record that lives one minute.
+//! store.kv().put("cache", "quote:BTC", b"64000", Some(Duration::from_secs(60)))?;
+//! assert!(store.kv().get("cache", "quote:BTC")?.is_some());
+//! clock.advance(Duration::from_secs(60));
+//! assert!(store.kv().get("cache", "quote:BTC")?.is_none()); // invisible at once
+//! assert_eq!(store.sweep_expired(100)?, 1); // and reclaimed by a sweep
+//!
+//! // Several writes, one commit: all or nothing.
+//! store.write(|tx| {
+//!     let v = tx.kv().put("bot", "position", b"flat", None)?;
+//!     tx.kv().put_if("bot", "position", b"long", None, Expect::Version(v))?;
+//!     Ok::<_, edgestate::Error>(())
+//! })?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Durability
+//! By default every write transaction is durable when it returns (one fsync). With
+//! [`Durability::Relaxed`] commits return before the fsync; a crash then rolls back to
+//! the last synced commit, never to half a transaction. [`Store::flush`] syncs.
+//!
+//! ## Time
+//! Every TTL is judged by the store's [`Clock`]. Tests use [`ManualClock`] and move time
+//! forward instead of sleeping.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod clock;
+pub mod codec;
+mod error;
+pub mod limits;
+mod schema;
+mod store;
+pub mod tables;
+mod ttl;
+mod txn;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, Result, SessionRefusal};
+pub use schema::SCHEMA_VERSION;
+pub use store::{Durability, Store, StoreBuilder, StoreConfig, StoreStats, TableStats};
+pub use tables::kv::{Kv, KvEntry, KvRead, KvTx};
+pub use tables::{Expect, Versioned};
+pub use txn::{ReadTx, WriteTx};

@@ -1,0 +1,289 @@
+//! Every redb table of an edgestate file, the schema version, and the meta table.
+//! Only this module names tables.
+
+use redb::{
+    MultimapTableDefinition, MultimapTableHandle, ReadableDatabase, ReadableTableMetadata,
+    TableDefinition, TableHandle,
+};
+
+use crate::error::{Error, Result};
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: u32 = 1;
+/// The oldest schema version this build can open (migrating it on open).
+pub const OLDEST_SUPPORTED_SCHEMA: u32 = 1;
+
+/// Store-wide facts: schema version, creation time, creating crate version.
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("edgestate.meta");
+/// Generic namespaced key/value records: `(namespace, key) -> envelope`.
+pub(crate) const KV: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("edgestate.kv");
+/// Expiry index, ordered by time: `(expires_at_ms, table tag, packed key) -> ()`.
+pub(crate) const EXPIRY: TableDefinition<(u64, u8, &[u8]), ()> =
+    TableDefinition::new("edgestate.expiry");
+/// User contexts: `user -> envelope(UserContext)`.
+pub(crate) const CONTEXTS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("edgestate.contexts");
+/// Card index, unique: `fingerprint -> envelope(CardMapping)`.
+pub(crate) const CARDS: TableDefinition<&str, &[u8]> = TableDefinition::new("edgestate.cards");
+/// Reverse card index: `user -> {fingerprint}`.
+pub(crate) const USER_CARDS: MultimapTableDefinition<&str, &str> =
+    MultimapTableDefinition::new("edgestate.user_cards");
+/// Processed transaction ids: `txn id -> envelope(claim)`.
+pub(crate) const DEDUP: TableDefinition<&str, &[u8]> = TableDefinition::new("edgestate.dedup");
+/// Idempotency records with leases: `key -> envelope(record)`.
+pub(crate) const IDEMPOTENCY: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("edgestate.idempotency");
+/// Session keys: `user -> envelope(session)`.
+pub(crate) const SESSIONS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("edgestate.sessions");
+/// Current-merchant location cache: `user -> envelope(location)`.
+pub(crate) const LOCATIONS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("edgestate.locations");
+/// Pending captures ring buffers: `(user, seq) -> envelope(capture)`.
+pub(crate) const PENDING: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("edgestate.pending");
+/// Next pending sequence number per user: `user -> next seq`.
+pub(crate) const PENDING_SEQ: TableDefinition<&str, u64> =
+    TableDefinition::new("edgestate.pending_seq");
+/// Execution snapshots: `execution id -> envelope(snapshot)`.
+pub(crate) const SNAPSHOTS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("edgestate.snapshots");
+/// Snapshots by tenant: `tenant -> {execution id}`.
+pub(crate) const SNAPSHOTS_BY_TENANT: MultimapTableDefinition<&str, &str> =
+    MultimapTableDefinition::new("edgestate.snapshots_by_tenant");
+/// Working memory per execution: `(execution id, key) -> envelope(bytes)`.
+pub(crate) const WORKING_MEMORY: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("edgestate.working_memory");
+
+/// Tables whose records may carry a TTL. The tag is stored in the expiry index, so the
+/// numbers are part of the file format and never change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum TtlTable {
+    /// [`KV`], key packed as (namespace, key).
+    Kv = 1,
+    /// [`DEDUP`], key packed as (txn id).
+    Dedup = 2,
+    /// [`IDEMPOTENCY`], key packed as (key).
+    Idempotency = 3,
+    /// [`SESSIONS`], key packed as (user).
+    Sessions = 4,
+    /// [`LOCATIONS`], key packed as (user).
+    Locations = 5,
+    /// [`PENDING`], key packed as (user, seq big-endian).
+    Pending = 6,
+    /// [`WORKING_MEMORY`], key packed as (execution id, key).
+    WorkingMemory = 7,
+}
+
+impl TtlTable {
+    /// The tag stored in the expiry index.
+    pub(crate) fn tag(self) -> u8 {
+        self as u8
+    }
+
+    /// The table for a stored tag, if the tag is known.
+    pub(crate) fn from_tag(tag: u8) -> Option<Self> {
+        Some(match tag {
+            1 => TtlTable::Kv,
+            2 => TtlTable::Dedup,
+            3 => TtlTable::Idempotency,
+            4 => TtlTable::Sessions,
+            5 => TtlTable::Locations,
+            6 => TtlTable::Pending,
+            7 => TtlTable::WorkingMemory,
+            _ => return None,
+        })
+    }
+}
+
+const META_SCHEMA_VERSION: &str = "schema_version";
+const META_CREATED_AT_MS: &str = "created_at_ms";
+const META_CREATED_BY: &str = "created_by";
+
+fn table_error(path: &std::path::Path, e: redb::TableError) -> Error {
+    match e {
+        redb::TableError::TableTypeMismatch { .. }
+        | redb::TableError::TableIsMultimap(_)
+        | redb::TableError::TableIsNotMultimap(_)
+        | redb::TableError::TypeDefinitionChanged { .. } => Error::NotAStore {
+            path: path.to_owned(),
+            reason: format!("a table has another layout than edgestate's: {e}"),
+        },
+        other => Error::from(other),
+    }
+}
+
+/// Creates every table that is missing and records the schema version; refuses files of
+/// a newer schema or of another application. Runs in one durable write transaction, and
+/// only when something is missing.
+pub(crate) fn ensure(db: &redb::Database, path: &std::path::Path, now_ms: u64) -> Result<()> {
+    let found = {
+        let read = db.begin_read()?;
+        let names: Vec<String> = read.list_tables()?.map(|t| t.name().to_owned()).collect();
+        let multimaps: Vec<String> = read
+            .list_multimap_tables()?
+            .map(|t| t.name().to_owned())
+            .collect();
+        let has_meta = names.iter().any(|n| n == META.name());
+        if !has_meta && (!names.is_empty() || !multimaps.is_empty()) {
+            return Err(Error::NotAStore {
+                path: path.to_owned(),
+                reason:
+                    "a redb file without edgestate's meta table (another application's database?)"
+                        .into(),
+            });
+        }
+        let version = if has_meta {
+            let meta = read.open_table(META).map_err(|e| table_error(path, e))?;
+            let raw = meta.get(META_SCHEMA_VERSION)?.map(|g| g.value().to_vec());
+            match raw.as_deref().map(<[u8; 4]>::try_from) {
+                Some(Ok(bytes)) => Some(u32::from_le_bytes(bytes)),
+                Some(Err(_)) | None => {
+                    return Err(Error::NotAStore {
+                        path: path.to_owned(),
+                        reason: "meta table without a readable schema version".into(),
+                    })
+                }
+            }
+        } else {
+            None
+        };
+        if let Some(v) = version {
+            if v > SCHEMA_VERSION {
+                return Err(Error::SchemaTooNew {
+                    found: v,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            if v < OLDEST_SUPPORTED_SCHEMA {
+                return Err(Error::SchemaTooOld {
+                    found: v,
+                    oldest: OLDEST_SUPPORTED_SCHEMA,
+                });
+            }
+        }
+        let all_present = ALL_TABLES.iter().all(|t| names.iter().any(|n| n == t))
+            && ALL_MULTIMAP_TABLES
+                .iter()
+                .all(|t| multimaps.iter().any(|n| n == t));
+        if version == Some(SCHEMA_VERSION) && all_present {
+            // Check the layouts anyway: a same-named table of another type is a foreign file.
+            verify_layouts(&read, path)?;
+            return Ok(());
+        }
+        version
+    };
+
+    let mut tx = db.begin_write()?;
+    tx.set_durability(redb::Durability::Immediate)?;
+    {
+        let mut meta = tx.open_table(META).map_err(|e| table_error(path, e))?;
+        if found.is_none() {
+            meta.insert(META_CREATED_AT_MS, now_ms.to_le_bytes().as_slice())?;
+            meta.insert(
+                META_CREATED_BY,
+                concat!("edgestate ", env!("CARGO_PKG_VERSION")).as_bytes(),
+            )?;
+        }
+        // Migrations from older schema versions go here, inside this transaction.
+        meta.insert(META_SCHEMA_VERSION, SCHEMA_VERSION.to_le_bytes().as_slice())?;
+    }
+    open_all_for_write(&tx, path)?;
+    tx.commit()
+        .map_err(|e| Error::CommitOutcomeUnknown(e.into()))?;
+    Ok(())
+}
+
+/// Every table of the schema, by name (for stats and checks).
+pub(crate) const ALL_TABLES: [&str; 13] = [
+    "edgestate.meta",
+    "edgestate.kv",
+    "edgestate.expiry",
+    "edgestate.contexts",
+    "edgestate.cards",
+    "edgestate.dedup",
+    "edgestate.idempotency",
+    "edgestate.sessions",
+    "edgestate.locations",
+    "edgestate.pending",
+    "edgestate.pending_seq",
+    "edgestate.snapshots",
+    "edgestate.working_memory",
+];
+
+/// Every multimap table of the schema, by name.
+pub(crate) const ALL_MULTIMAP_TABLES: [&str; 2] =
+    ["edgestate.user_cards", "edgestate.snapshots_by_tenant"];
+
+fn open_all_for_write(tx: &redb::WriteTransaction, path: &std::path::Path) -> Result<()> {
+    let e = |e| table_error(path, e);
+    tx.open_table(KV).map_err(e)?;
+    tx.open_table(EXPIRY).map_err(e)?;
+    tx.open_table(CONTEXTS).map_err(e)?;
+    tx.open_table(CARDS).map_err(e)?;
+    tx.open_multimap_table(USER_CARDS).map_err(e)?;
+    tx.open_table(DEDUP).map_err(e)?;
+    tx.open_table(IDEMPOTENCY).map_err(e)?;
+    tx.open_table(SESSIONS).map_err(e)?;
+    tx.open_table(LOCATIONS).map_err(e)?;
+    tx.open_table(PENDING).map_err(e)?;
+    tx.open_table(PENDING_SEQ).map_err(e)?;
+    tx.open_table(SNAPSHOTS).map_err(e)?;
+    tx.open_multimap_table(SNAPSHOTS_BY_TENANT).map_err(e)?;
+    tx.open_table(WORKING_MEMORY).map_err(e)?;
+    Ok(())
+}
+
+fn verify_layouts(read: &redb::ReadTransaction, path: &std::path::Path) -> Result<()> {
+    let e = |e| table_error(path, e);
+    read.open_table(KV).map_err(e)?;
+    read.open_table(EXPIRY).map_err(e)?;
+    read.open_table(CONTEXTS).map_err(e)?;
+    read.open_table(CARDS).map_err(e)?;
+    read.open_multimap_table(USER_CARDS).map_err(e)?;
+    read.open_table(DEDUP).map_err(e)?;
+    read.open_table(IDEMPOTENCY).map_err(e)?;
+    read.open_table(SESSIONS).map_err(e)?;
+    read.open_table(LOCATIONS).map_err(e)?;
+    read.open_table(PENDING).map_err(e)?;
+    read.open_table(PENDING_SEQ).map_err(e)?;
+    read.open_table(SNAPSHOTS).map_err(e)?;
+    read.open_multimap_table(SNAPSHOTS_BY_TENANT).map_err(e)?;
+    read.open_table(WORKING_MEMORY).map_err(e)?;
+    Ok(())
+}
+
+/// Record counts per table, for [`crate::StoreStats`].
+pub(crate) fn table_counts(read: &redb::ReadTransaction) -> Result<Vec<(&'static str, u64)>> {
+    Ok(vec![
+        (KV.name(), read.open_table(KV)?.len()?),
+        (EXPIRY.name(), read.open_table(EXPIRY)?.len()?),
+        (CONTEXTS.name(), read.open_table(CONTEXTS)?.len()?),
+        (CARDS.name(), read.open_table(CARDS)?.len()?),
+        (
+            USER_CARDS.name(),
+            read.open_multimap_table(USER_CARDS)?.len()?,
+        ),
+        (DEDUP.name(), read.open_table(DEDUP)?.len()?),
+        (IDEMPOTENCY.name(), read.open_table(IDEMPOTENCY)?.len()?),
+        (SESSIONS.name(), read.open_table(SESSIONS)?.len()?),
+        (LOCATIONS.name(), read.open_table(LOCATIONS)?.len()?),
+        (PENDING.name(), read.open_table(PENDING)?.len()?),
+        (SNAPSHOTS.name(), read.open_table(SNAPSHOTS)?.len()?),
+        (
+            WORKING_MEMORY.name(),
+            read.open_table(WORKING_MEMORY)?.len()?,
+        ),
+    ])
+}
+
+/// Reads the schema version recorded in the file.
+pub(crate) fn stored_schema_version(read: &redb::ReadTransaction) -> Result<Option<u32>> {
+    let meta = read.open_table(META)?;
+    let raw = meta.get(META_SCHEMA_VERSION)?;
+    Ok(raw.and_then(|g| <[u8; 4]>::try_from(g.value()).ok().map(u32::from_le_bytes)))
+}
+
+#[allow(unused_imports)]
+use ReadableDatabase as _;

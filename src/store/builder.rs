@@ -1,0 +1,242 @@
+//! [`StoreBuilder`]: every knob of a store, with defaults that are safe.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use redb::backends::InMemoryBackend;
+
+use super::open::{open_or_create, OpenOptionsRedb};
+use super::sweeper::{Sweeper, SweeperCounters};
+use super::{Durability, Inner, Store, StoreConfig};
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::schema;
+
+/// Configures and opens a [`Store`].
+///
+/// ```
+/// use edgestate::{Durability, ManualClock, Store};
+/// use std::time::Duration;
+///
+/// # fn main() -> edgestate::Result<()> {
+/// let clock = ManualClock::new(1_700_000_000_000);
+/// let store = Store::builder()
+///     .clock(clock.clone())
+///     .durability(Durability::Immediate)
+///     .pending_capacity(20)
+///     .temporary()?;
+/// assert_eq!(store.config().pending_capacity, 20);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct StoreBuilder {
+    cache_size: Option<usize>,
+    durability: Durability,
+    clock: Arc<dyn Clock>,
+    sweep_interval: Option<Duration>,
+    sweep_batch: usize,
+    config: StoreConfig,
+    verify_on_open: bool,
+    quick_repair: bool,
+    file_mode: u32,
+}
+
+impl Default for StoreBuilder {
+    fn default() -> Self {
+        StoreBuilder {
+            cache_size: None,
+            durability: Durability::Immediate,
+            clock: Arc::new(SystemClock),
+            sweep_interval: None,
+            sweep_batch: 1_000,
+            config: StoreConfig::default(),
+            verify_on_open: true,
+            quick_repair: false,
+            file_mode: 0o600,
+        }
+    }
+}
+
+impl StoreBuilder {
+    /// Page cache size in bytes (redb's default is 1 GiB, allocated lazily).
+    pub fn cache_size(mut self, bytes: usize) -> Self {
+        self.cache_size = Some(bytes);
+        self
+    }
+
+    /// How commits are made durable. Default [`Durability::Immediate`].
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// The clock for TTLs and timestamps. Default: the system clock.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// A shared clock for TTLs and timestamps.
+    pub fn shared_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Runs a background sweeper every `interval`. Off by default.
+    pub fn sweep_every(mut self, interval: Duration) -> Self {
+        self.sweep_interval = Some(interval);
+        self
+    }
+
+    /// Records removed per sweeper transaction (default 1,000): bounds how long a sweep
+    /// holds the write lock.
+    pub fn sweep_batch(mut self, batch: usize) -> Self {
+        self.sweep_batch = batch.max(1);
+        self
+    }
+
+    /// Replaces all table defaults at once.
+    pub fn config(mut self, config: StoreConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Most pending captures kept per user (default 10).
+    pub fn pending_capacity(mut self, capacity: usize) -> Self {
+        self.config.pending_capacity = capacity;
+        self
+    }
+
+    /// Most recent events kept per context (default 10).
+    pub fn max_recent_events(mut self, max: usize) -> Self {
+        self.config.max_recent_events = max;
+        self
+    }
+
+    /// TTL of processed-transaction records (default 30 days).
+    pub fn dedup_ttl(mut self, ttl: Duration) -> Self {
+        self.config.dedup_ttl = ttl;
+        self
+    }
+
+    /// TTL of session keys (default 24 hours).
+    pub fn session_ttl(mut self, ttl: Duration) -> Self {
+        self.config.session_ttl = ttl;
+        self
+    }
+
+    /// TTL of pending captures (default 21 days).
+    pub fn pending_ttl(mut self, ttl: Duration) -> Self {
+        self.config.pending_ttl = ttl;
+        self
+    }
+
+    /// TTL of the current-merchant cache (default 1 hour).
+    pub fn location_ttl(mut self, ttl: Duration) -> Self {
+        self.config.location_ttl = ttl;
+        self
+    }
+
+    /// Verify every page checksum when opening a file (default on). Opening is the
+    /// restore path after a crash, and redb can panic on a damaged file opened without
+    /// this check; it costs about 15 ms per 32 MiB. Turn it off only for files you
+    /// trust, such as ones you just wrote.
+    pub fn verify_on_open(mut self, verify: bool) -> Self {
+        self.verify_on_open = verify;
+        self
+    }
+
+    /// Save allocator state in every commit so reopening after a crash is near instant,
+    /// at the cost of a second fsync per commit. Default off.
+    pub fn quick_repair(mut self, enabled: bool) -> Self {
+        self.quick_repair = enabled;
+        self
+    }
+
+    /// Unix permission bits of a newly created file (default `0o600`, owner only).
+    pub fn file_mode(mut self, mode: u32) -> Self {
+        self.file_mode = mode;
+        self
+    }
+
+    fn redb_options(&self) -> OpenOptionsRedb {
+        OpenOptionsRedb {
+            cache_size: self.cache_size,
+            verify_on_open: self.verify_on_open,
+            file_mode: self.file_mode,
+        }
+    }
+
+    /// Opens (or atomically creates) the store file at `path`.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
+        let path = path.as_ref();
+        let now = self.clock.now_ms();
+        let db = open_or_create(path, &self.redb_options(), |db| {
+            schema::ensure(db, path, now)
+        })?;
+        self.finish(db, Some(path.to_owned()), None)
+    }
+
+    /// A store held in memory only.
+    pub fn in_memory(self) -> Result<Store> {
+        let mut builder = redb::Builder::new();
+        if let Some(bytes) = self.cache_size {
+            builder.set_cache_size(bytes);
+        }
+        let db = builder
+            .create_with_backend(InMemoryBackend::new())
+            .map_err(Error::from)?;
+        schema::ensure(&db, Path::new(":memory:"), self.clock.now_ms())?;
+        self.finish(db, None, None)
+    }
+
+    /// A file store in a new temporary directory, deleted when the last handle drops.
+    pub fn temporary(self) -> Result<Store> {
+        let dir = tempfile::Builder::new()
+            .prefix("edgestate-")
+            .tempdir()
+            .map_err(|source| Error::Io {
+                path: std::env::temp_dir(),
+                source,
+            })?;
+        let path = dir.path().join("store.edgestate");
+        let now = self.clock.now_ms();
+        let db = open_or_create(&path, &self.redb_options(), |db| {
+            schema::ensure(db, &path, now)
+        })?;
+        self.finish(db, Some(path), Some(dir))
+    }
+
+    fn finish(
+        self,
+        db: redb::Database,
+        path: Option<std::path::PathBuf>,
+        temp_dir: Option<tempfile::TempDir>,
+    ) -> Result<Store> {
+        let inner = Arc::new(Inner {
+            db: RwLock::new(Some(db)),
+            clock: self.clock,
+            config: Arc::new(self.config),
+            durability: self.durability,
+            quick_repair: self.quick_repair,
+            path,
+            counters: SweeperCounters::default(),
+            _temp_dir: temp_dir,
+        });
+        let sweeper = match self.sweep_interval {
+            Some(interval) => Some(Arc::new(
+                Sweeper::start(Arc::clone(&inner), interval, self.sweep_batch).map_err(
+                    |source| Error::Io {
+                        path: inner.path.clone().unwrap_or_default(),
+                        source,
+                    },
+                )?,
+            )),
+            None => None,
+        };
+        Ok(Store { inner, sweeper })
+    }
+}

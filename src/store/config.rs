@@ -1,0 +1,55 @@
+//! Per-store defaults for the record families (ring sizes, TTLs).
+
+use std::time::Duration;
+
+/// How each write transaction is made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every commit is on disk when it returns (one fsync per commit). A crash or power
+    /// loss never loses an acknowledged write.
+    #[default]
+    Immediate,
+    /// Commits return before they are synced. A crash (or power loss) rolls the file back
+    /// to the last synced commit: everything acknowledged since the last
+    /// [`crate::Store::flush`] or `Immediate` commit may be lost, never half of a
+    /// transaction. The file is always consistent.
+    Relaxed,
+}
+
+/// Defaults of the record families. Every field has the seeds' default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreConfig {
+    /// Most pending captures kept per user; the oldest is evicted beyond it. Default 10.
+    pub pending_capacity: usize,
+    /// Time a pending capture lives. Default 21 days.
+    pub pending_ttl: Duration,
+    /// Most recent events kept in a user context, newest first. Default 10.
+    pub max_recent_events: usize,
+    /// Time a processed-transaction (dedup) record lives. Default 30 days.
+    pub dedup_ttl: Duration,
+    /// Time a session key lives. Default 24 hours.
+    pub session_ttl: Duration,
+    /// Time a cached current merchant lives. Default 1 hour.
+    pub location_ttl: Duration,
+    /// Lease of an in-progress idempotency record. Default 30 seconds.
+    pub idempotency_lease: Duration,
+    /// Time a completed idempotency record lives. Default 24 hours.
+    pub idempotency_ttl: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        const DAY: u64 = 24 * 60 * 60;
+        StoreConfig {
+            pending_capacity: 10,
+            pending_ttl: Duration::from_secs(21 * DAY),
+            max_recent_events: 10,
+            dedup_ttl: Duration::from_secs(30 * DAY),
+            session_ttl: Duration::from_secs(DAY),
+            location_ttl: Duration::from_secs(60 * 60),
+            idempotency_lease: Duration::from_secs(30),
+            idempotency_ttl: Duration::from_secs(DAY),
+        }
+    }
+}

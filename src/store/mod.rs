@@ -1,0 +1,363 @@
+//! The [`Store`] handle: open, builder, in-memory and temporary stores, transactions,
+//! flush, close, maintenance and stats.
+
+mod builder;
+mod config;
+pub(crate) mod open;
+mod sweeper;
+
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use redb::ReadableDatabase;
+
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::txn::{ReadTx, WriteTx};
+use crate::{schema, ttl};
+
+pub use builder::StoreBuilder;
+pub use config::{Durability, StoreConfig};
+use sweeper::{Sweeper, SweeperCounters};
+
+/// A handle to one edgestate file. Cheap to clone; clones share the database, and the
+/// file is closed when the last clone is dropped (or at [`Store::close`]).
+///
+/// ```
+/// use edgestate::Store;
+///
+/// # fn main() -> edgestate::Result<()> {
+/// let store = Store::temporary()?;
+/// store.kv().put("bot", "position", b"long 2 BTC", None)?;
+/// let found = store.kv().get("bot", "position")?.expect("just written");
+/// assert_eq!(found.value, b"long 2 BTC");
+/// assert_eq!(found.version, 1);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+    // Declared after `inner` only for readability: the sweeper thread holds its own
+    // `Arc<Inner>`, so the database outlives the thread whatever the drop order.
+    sweeper: Option<Arc<Sweeper>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .field("durability", &self.inner.durability)
+            .field("sweeper", &self.sweeper.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    /// `None` once closed. Transactions hold the read side for their whole life;
+    /// maintenance takes the write side, so it waits for them and they wait for it.
+    db: RwLock<Option<redb::Database>>,
+    clock: Arc<dyn Clock>,
+    config: Arc<StoreConfig>,
+    durability: Durability,
+    quick_repair: bool,
+    path: Option<PathBuf>,
+    counters: SweeperCounters,
+    /// Keeps a temporary store's directory alive; dropped after `db`.
+    _temp_dir: Option<tempfile::TempDir>,
+}
+
+thread_local! {
+    static IN_WRITE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the current thread as inside a write transaction, refusing re-entry, which
+/// would deadlock in redb.
+struct WriteScope;
+
+impl WriteScope {
+    fn enter() -> Result<Self> {
+        if IN_WRITE.with(|w| w.replace(true)) {
+            return Err(Error::NestedTransaction);
+        }
+        Ok(WriteScope)
+    }
+
+    fn refuse_if_inside() -> Result<()> {
+        if IN_WRITE.with(Cell::get) {
+            return Err(Error::NestedTransaction);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for WriteScope {
+    fn drop(&mut self) {
+        IN_WRITE.with(|w| w.set(false));
+    }
+}
+
+impl Inner {
+    fn write<T, E: From<Error>>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&mut WriteTx) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        let _scope = WriteScope::enter()?;
+        let guard = self.db.read_recursive();
+        let db = guard.as_ref().ok_or(Error::Closed)?;
+        let mut txn = db.begin_write().map_err(Error::from)?;
+        let redb_durability = match durability {
+            Durability::Immediate => redb::Durability::Immediate,
+            Durability::Relaxed => redb::Durability::None,
+        };
+        txn.set_durability(redb_durability).map_err(Error::from)?;
+        if self.quick_repair {
+            txn.set_quick_repair(true);
+        }
+        let mut tx = WriteTx::new(txn, self.clock.now_ms(), Arc::clone(&self.config));
+        match f(&mut tx) {
+            Ok(out) => {
+                tx.commit()?;
+                Ok(out)
+            }
+            Err(e) => {
+                tx.abort();
+                Err(e)
+            }
+        }
+    }
+
+    fn read<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&ReadTx) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        let guard = self.db.read_recursive();
+        let db = guard.as_ref().ok_or(Error::Closed)?;
+        let txn = db.begin_read().map_err(Error::from)?;
+        let tx = ReadTx::new(txn, self.clock.now_ms(), Arc::clone(&self.config));
+        f(&tx)
+    }
+
+    pub(crate) fn sweep_batch(&self, limit: usize) -> Result<ttl::SweepOutcome> {
+        self.write(self.durability, |tx| ttl::sweep(tx, limit))
+    }
+}
+
+impl Store {
+    /// Opens the store at `path`, creating it (owner-only permissions, atomically) if it
+    /// does not exist, with default settings. See [`Store::builder`] for the rest.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store> {
+        StoreBuilder::default().open(path)
+    }
+
+    /// A store that lives in memory only, for tests.
+    pub fn in_memory() -> Result<Store> {
+        StoreBuilder::default().in_memory()
+    }
+
+    /// A store in a fresh temporary directory that is deleted when the last handle is
+    /// dropped. Same code path as a file store, so tests exercise the real thing.
+    pub fn temporary() -> Result<Store> {
+        StoreBuilder::default().temporary()
+    }
+
+    /// A builder for cache size, durability, clock, sweeper and table defaults.
+    pub fn builder() -> StoreBuilder {
+        StoreBuilder::default()
+    }
+
+    /// Runs `f` in one write transaction: it commits if `f` returns `Ok`, and nothing
+    /// `f` wrote survives if it returns `Err` or panics. Returns once the commit is
+    /// durable (with [`Durability::Immediate`]).
+    ///
+    /// Calling `write` (or [`compact`](Store::compact)) again from inside `f` returns
+    /// [`Error::NestedTransaction`] instead of deadlocking.
+    ///
+    /// ```
+    /// use edgestate::{Error, Store};
+    ///
+    /// # fn main() -> edgestate::Result<()> {
+    /// let store = Store::in_memory()?;
+    /// let outcome: Result<(), Error> = store.write(|tx| {
+    ///     tx.kv().put("a", "1", b"x", None)?;
+    ///     tx.kv().put("a", "2", b"y", None)?;
+    ///     Err(Error::NotFound { table: "demo", key: "3".into() })
+    /// });
+    /// assert!(outcome.is_err());
+    /// assert!(store.kv().get("a", "1")?.is_none()); // rolled back
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn write<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&mut WriteTx) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        self.inner.write(self.inner.durability, f)
+    }
+
+    /// Like [`write`](Store::write), with a durability for this transaction alone.
+    pub fn write_with<T, E: From<Error>>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&mut WriteTx) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        self.inner.write(durability, f)
+    }
+
+    /// Runs `f` on one consistent snapshot. Readers never block writers.
+    pub fn read<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&ReadTx) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        self.inner.read(f)
+    }
+
+    /// Makes every write acknowledged so far durable (one fsync). A no-op in effect with
+    /// [`Durability::Immediate`].
+    pub fn flush(&self) -> Result<()> {
+        self.inner.write(Durability::Immediate, |_| Ok(()))
+    }
+
+    /// Removes up to `limit` records whose expiry has passed at the clock's now, in one
+    /// transaction, and returns how many it removed. Expired records are already
+    /// invisible to reads; this reclaims their space. Call it until it returns less than
+    /// `limit` to sweep everything.
+    pub fn sweep_expired(&self, limit: usize) -> Result<usize> {
+        Ok(self.inner.sweep_batch(limit)?.removed)
+    }
+
+    /// Sweeps every expired record in batches of `batch`, returning the total removed.
+    pub fn sweep_all_expired(&self, batch: usize) -> Result<usize> {
+        let batch = batch.max(1);
+        let mut total = 0;
+        loop {
+            let outcome = self.inner.sweep_batch(batch)?;
+            total += outcome.removed;
+            if outcome.scanned < batch {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// The clock this store reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
+    /// The table defaults this store was opened with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    /// The file behind this store (`None` for an in-memory store).
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    /// Stops the sweeper, waits for running transactions, and closes the file, reporting
+    /// any error redb meets while closing. Every clone of this store returns
+    /// [`Error::Closed`] afterwards.
+    pub fn close(self) -> Result<()> {
+        WriteScope::refuse_if_inside()?;
+        if let Some(sweeper) = &self.sweeper {
+            sweeper.stop();
+        }
+        let db = self.inner.db.write().take();
+        match db {
+            Some(db) => db.close().map_err(Error::from),
+            None => Ok(()),
+        }
+    }
+
+    /// Rewrites the file to release free space. Waits for running transactions and
+    /// blocks new ones (on every clone) until it is done; readers and writers resume
+    /// afterwards. Returns whether anything was compacted.
+    pub fn compact(&self) -> Result<bool> {
+        WriteScope::refuse_if_inside()?;
+        let mut guard = self.inner.db.write();
+        let db = guard.as_mut().ok_or(Error::Closed)?;
+        db.compact().map_err(Error::from)
+    }
+
+    /// Verifies every page checksum of the file (and repairs what redb can). Waits for
+    /// running transactions like [`compact`](Store::compact). Returns `true` when the
+    /// file was intact.
+    pub fn check_integrity(&self) -> Result<bool> {
+        WriteScope::refuse_if_inside()?;
+        let mut guard = self.inner.db.write();
+        let db = guard.as_mut().ok_or(Error::Closed)?;
+        db.check_integrity().map_err(Error::from)
+    }
+
+    /// Record counts per table, the file size, and sweeper counters.
+    pub fn stats(&self) -> Result<StoreStats> {
+        let (tables, schema_version) = self.read(|tx| {
+            let counts = schema::table_counts(tx.raw())?;
+            let version = schema::stored_schema_version(tx.raw())?.unwrap_or(0);
+            Ok::<_, Error>((counts, version))
+        })?;
+        let file_size_bytes = match &self.inner.path {
+            Some(p) => std::fs::metadata(p)
+                .map_err(|source| Error::Io {
+                    path: p.clone(),
+                    source,
+                })?
+                .len(),
+            None => 0,
+        };
+        let c = &self.inner.counters;
+        Ok(StoreStats {
+            schema_version,
+            file_size_bytes,
+            tables: tables
+                .into_iter()
+                .map(|(name, records)| TableStats { name, records })
+                .collect(),
+            sweeper_runs: c.runs.load(Ordering::Relaxed),
+            sweeper_removed: c.removed.load(Ordering::Relaxed),
+            sweeper_errors: c.errors.load(Ordering::Relaxed),
+        })
+    }
+}
+
+/// What [`Store::stats`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreStats {
+    /// Schema version recorded in the file.
+    pub schema_version: u32,
+    /// Size of the file in bytes (0 for an in-memory store).
+    pub file_size_bytes: u64,
+    /// Records per table, expired-but-unswept records included.
+    pub tables: Vec<TableStats>,
+    /// Times the background sweeper woke up.
+    pub sweeper_runs: u64,
+    /// Records the background sweeper removed.
+    pub sweeper_removed: u64,
+    /// Sweeper batches that failed (the next run retries).
+    pub sweeper_errors: u64,
+}
+
+impl StoreStats {
+    /// The record count of a table by name (`"edgestate.kv"`, `"edgestate.contexts"`, ...).
+    pub fn records(&self, table: &str) -> Option<u64> {
+        self.tables
+            .iter()
+            .find(|t| t.name == table)
+            .map(|t| t.records)
+    }
+}
+
+/// One table's line in [`StoreStats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TableStats {
+    /// The table's name in the file.
+    pub name: &'static str,
+    /// How many records it holds.
+    pub records: u64,
+}

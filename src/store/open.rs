@@ -1,0 +1,214 @@
+//! Opening and creating store files: owner-only permissions, atomic creation, clear
+//! errors for files that are not stores.
+
+use std::fs::{File, OpenOptions};
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use redb::backends::FileBackend;
+
+use crate::error::{Error, Result};
+
+/// How redb should be set up for a file.
+pub(crate) struct OpenOptionsRedb {
+    pub(crate) cache_size: Option<usize>,
+    pub(crate) verify_on_open: bool,
+    pub(crate) file_mode: u32,
+}
+
+impl OpenOptionsRedb {
+    fn builder(&self) -> redb::Builder {
+        let mut b = redb::Builder::new();
+        if let Some(bytes) = self.cache_size {
+            b.set_cache_size(bytes);
+        }
+        b.set_check_integrity_on_open(self.verify_on_open);
+        b
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Maps an error from opening a file with redb to one that names the path.
+pub(crate) fn map_open_error(path: &Path, e: redb::DatabaseError) -> Error {
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => Error::AlreadyOpen {
+            path: path.to_owned(),
+        },
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(reason)) => Error::NotAStore {
+            path: path.to_owned(),
+            reason: format!("damaged or not a redb file: {reason}"),
+        },
+        redb::DatabaseError::UpgradeRequired(v) => Error::NotAStore {
+            path: path.to_owned(),
+            reason: format!("redb file format {v} needs an upgrade by an older redb first"),
+        },
+        redb::DatabaseError::Storage(redb::StorageError::Io(source)) => Error::Io {
+            path: path.to_owned(),
+            source,
+        },
+        other => Error::from(other),
+    }
+}
+
+/// Opens `path`, creating it atomically if it does not exist. `init` runs on a newly
+/// created database before it becomes visible under `path`, so a crash during creation
+/// never leaves a half-made store there.
+pub(crate) fn open_or_create(
+    path: &Path,
+    opts: &OpenOptionsRedb,
+    init: impl Fn(&redb::Database) -> Result<()>,
+) -> Result<redb::Database> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(Error::NotAStore {
+                path: path.to_owned(),
+                reason: "is a directory".into(),
+            })
+        }
+        Ok(meta) if meta.len() == 0 => {
+            return Err(Error::NotAStore {
+                path: path.to_owned(),
+                reason:
+                    "is an empty file (edgestate never leaves one: it creates stores atomically)"
+                        .into(),
+            })
+        }
+        Ok(_) => return open_existing(path, opts, init),
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(io(path)(e)),
+    }
+    match create_new(path, opts, &init)? {
+        Some(db) => Ok(db),
+        // Somebody else created it between our check and our link: open theirs.
+        None => open_existing(path, opts, init),
+    }
+}
+
+fn open_existing(
+    path: &Path,
+    opts: &OpenOptionsRedb,
+    init: impl Fn(&redb::Database) -> Result<()>,
+) -> Result<redb::Database> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io(path))?;
+    let backend = FileBackend::new(file).map_err(|e| map_open_error(path, e))?;
+    let db = opts
+        .builder()
+        .create_with_backend(backend)
+        .map_err(|e| map_open_error(path, e))?;
+    init(&db)?;
+    Ok(db)
+}
+
+fn temp_sibling(path: &Path) -> Result<(PathBuf, File)> {
+    let dir = parent_dir(path);
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::invalid("path", format!("{} has no file name", path.display())))?;
+    for attempt in 0..16u32 {
+        let mut tmp_name = std::ffi::OsString::from(".");
+        tmp_name.push(name);
+        tmp_name.push(format!(".creating.{}.{attempt}", std::process::id()));
+        let tmp = dir.join(tmp_name);
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create_new(true);
+        set_mode(&mut options, 0);
+        match options.open(&tmp) {
+            Ok(file) => return Ok((tmp, file)),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io(&tmp)(e)),
+        }
+    }
+    Err(Error::invalid(
+        "path",
+        "could not pick a temporary file name next to it",
+    ))
+}
+
+#[cfg(unix)]
+fn set_mode(options: &mut OpenOptions, mode: u32) {
+    use std::os::unix::fs::OpenOptionsExt;
+    options.mode(if mode == 0 { 0o600 } else { mode });
+}
+
+#[cfg(not(unix))]
+fn set_mode(_options: &mut OpenOptions, _mode: u32) {}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Creates the store in a temporary sibling, commits its first transaction durably, then
+/// links it into place without replacing anything. Returns `None` if `path` appeared
+/// meanwhile.
+fn create_new(
+    path: &Path,
+    opts: &OpenOptionsRedb,
+    init: &impl Fn(&redb::Database) -> Result<()>,
+) -> Result<Option<redb::Database>> {
+    let dir = parent_dir(path);
+    if !dir.is_dir() {
+        return Err(Error::Io {
+            path: dir,
+            source: std::io::Error::new(ErrorKind::NotFound, "directory does not exist"),
+        });
+    }
+    let (tmp, file) = temp_sibling(path)?;
+    #[cfg(unix)]
+    if opts.file_mode != 0 {
+        use std::os::unix::fs::PermissionsExt;
+        // create_new applied the umask; set the mode the caller asked for exactly.
+        file.set_permissions(std::fs::Permissions::from_mode(opts.file_mode))
+            .map_err(io(&tmp))?;
+    }
+    let result = (|| {
+        let backend = FileBackend::new(file).map_err(|e| map_open_error(&tmp, e))?;
+        let db = opts
+            .builder()
+            .create_with_backend(backend)
+            .map_err(|e| map_open_error(&tmp, e))?;
+        init(&db)?;
+        // A hard link never replaces an existing file, unlike rename.
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(None),
+            Err(_) => {
+                // File systems without hard links: fall back to rename after re-checking.
+                if path.exists() {
+                    return Ok(None);
+                }
+                std::fs::rename(&tmp, path).map_err(io(path))?;
+            }
+        }
+        sync_dir(&dir)?;
+        Ok(Some(db))
+    })();
+    if !matches!(result, Ok(Some(_))) {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> Result<()> {
+    Ok(())
+}
