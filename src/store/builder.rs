@@ -180,13 +180,32 @@ impl StoreBuilder {
         self.finish(db, Some(path.to_owned()), None)
     }
 
-    /// A store held in memory only.
-    pub fn in_memory(self) -> Result<Store> {
+    /// Opens (or initializes) a store on a custom redb storage backend: for fault
+    /// injection in tests, encryption, or other I/O layers. A wrapper around redb's
+    /// `FileBackend` must forward the lock methods, or file locking is lost.
+    pub fn open_with_backend(self, backend: impl redb::StorageBackend) -> Result<Store> {
+        let label = Path::new(":backend:");
+        let db = self
+            .redb_builder()
+            .create_with_backend(backend)
+            .map_err(|e| super::open::map_open_error(label, e))?;
+        schema::ensure(&db, label, self.clock.now_ms())?;
+        self.finish(db, None, None)
+    }
+
+    fn redb_builder(&self) -> redb::Builder {
         let mut builder = redb::Builder::new();
         if let Some(bytes) = self.cache_size {
             builder.set_cache_size(bytes);
         }
-        let db = builder
+        builder.set_check_integrity_on_open(self.verify_on_open);
+        builder
+    }
+
+    /// A store held in memory only.
+    pub fn in_memory(self) -> Result<Store> {
+        let db = self
+            .redb_builder()
             .create_with_backend(InMemoryBackend::new())
             .map_err(Error::from)?;
         schema::ensure(&db, Path::new(":memory:"), self.clock.now_ms())?;

@@ -1,8 +1,17 @@
 //! One module per record family. Each owns its invariants and reaches the file only
 //! through a transaction, so any mix of families commits atomically.
 
+pub mod blobs;
+pub mod cards;
+pub mod contexts;
+pub mod dedup;
+pub mod idempotency;
 pub mod kv;
+pub mod location;
+pub mod pending;
 pub(crate) mod record;
+pub mod sessions;
+pub mod snapshots;
 
 use crate::error::{Error, Result};
 
