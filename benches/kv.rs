@@ -9,7 +9,10 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use edgestate::{Durability, Expect, ManualClock, Store};
 
 fn file_store(durability: Durability) -> Store {
-    Store::builder().durability(durability).temporary().expect("temporary store")
+    Store::builder()
+        .durability(durability)
+        .temporary()
+        .expect("temporary store")
 }
 
 fn bench_get(c: &mut Criterion) {
@@ -17,7 +20,8 @@ fn bench_get(c: &mut Criterion) {
     store
         .write(|tx| {
             for i in 0..10_000 {
-                tx.kv().put("bench", &format!("key{i:05}"), &[1u8; 128], None)?;
+                tx.kv()
+                    .put("bench", &format!("key{i:05}"), &[1u8; 128], None)?;
             }
             Ok::<_, edgestate::Error>(())
         })
@@ -38,13 +42,19 @@ fn bench_get(c: &mut Criterion) {
 
 fn bench_put(c: &mut Criterion) {
     let mut group = c.benchmark_group("kv/put 128 B");
-    for (name, durability) in [("immediate (fsync)", Durability::Immediate), ("relaxed", Durability::Relaxed)] {
+    for (name, durability) in [
+        ("immediate (fsync)", Durability::Immediate),
+        ("relaxed", Durability::Relaxed),
+    ] {
         let store = file_store(durability);
         let mut i = 0u64;
         group.bench_function(name, |b| {
             b.iter(|| {
                 i += 1;
-                store.kv().put("bench", &format!("key{}", i % 1_000), &[2u8; 128], None).expect("put")
+                store
+                    .kv()
+                    .put("bench", &format!("key{}", i % 1_000), &[2u8; 128], None)
+                    .expect("put")
             })
         });
     }
@@ -53,13 +63,26 @@ fn bench_put(c: &mut Criterion) {
 
 fn bench_cas(c: &mut Criterion) {
     let store = file_store(Durability::Relaxed);
-    store.kv().put_value("bench", "counter", &0u64, None).expect("seed");
+    store
+        .kv()
+        .put_value("bench", "counter", &0u64, None)
+        .expect("seed");
     c.bench_function("kv/cas update (relaxed)", |b| {
         b.iter(|| {
-            let cur = store.kv().get("bench", "counter").expect("get").expect("present");
+            let cur = store
+                .kv()
+                .get("bench", "counter")
+                .expect("get")
+                .expect("present");
             store
                 .kv()
-                .put_if("bench", "counter", &cur.value, None, Expect::Version(cur.version))
+                .put_if(
+                    "bench",
+                    "counter",
+                    &cur.value,
+                    None,
+                    Expect::Version(cur.version),
+                )
                 .expect("cas")
         })
     });
@@ -67,7 +90,9 @@ fn bench_cas(c: &mut Criterion) {
         b.iter(|| {
             store
                 .kv()
-                .update_value("bench", "counter", None, |n: Option<u64>| Ok(n.unwrap_or(0) + 1))
+                .update_value("bench", "counter", None, |n: Option<u64>| {
+                    Ok(n.unwrap_or(0) + 1)
+                })
                 .expect("update")
         })
     });
@@ -86,7 +111,12 @@ fn bench_sweep(c: &mut Criterion) {
                 store
                     .write(|tx| {
                         for i in 0..1_000 {
-                            tx.kv().put("bench", &format!("k{i}"), b"v", Some(Duration::from_millis(10)))?;
+                            tx.kv().put(
+                                "bench",
+                                &format!("k{i}"),
+                                b"v",
+                                Some(Duration::from_millis(10)),
+                            )?;
                         }
                         Ok::<_, edgestate::Error>(())
                     })

@@ -1,5 +1,7 @@
 //! Behaviour of the generic key/value layer.
 
+#![allow(clippy::unwrap_used)] // tests state their expectations by unwrapping
+
 use std::time::Duration;
 
 use edgestate::limits::{MAX_KEY_LEN, MAX_NAMESPACE_LEN, MAX_VALUE_LEN};

@@ -1,5 +1,7 @@
 //! Store life cycle: reopen, schema checks, close, maintenance under load, stats.
 
+#![allow(clippy::unwrap_used)] // tests state their expectations by unwrapping
+
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

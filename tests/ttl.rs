@@ -1,5 +1,7 @@
 //! Expiry: invisible at once, removed by sweeps, index kept exact. Time is a ManualClock.
 
+#![allow(clippy::unwrap_used)] // tests state their expectations by unwrapping
+
 use std::time::Duration;
 
 use edgestate::{Error, ManualClock, Store};

@@ -152,7 +152,7 @@ impl<'t> KvTx<'t> {
     }
 
     /// Stores `value` only if the live record matches `expect`; otherwise returns
-    /// [`Error::VersionConflict`] and writes nothing.
+    /// [`Error::VersionConflict`](crate::Error::VersionConflict) and writes nothing.
     pub fn put_if(
         &self,
         ns: &str,
