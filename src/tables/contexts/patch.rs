@@ -73,7 +73,8 @@ pub(crate) fn apply(ctx: &mut UserContext, path: &str, value: Value) -> Result<(
         Value::Object(map) => {
             // Inside agent memory any key may be created; elsewhere only existing fields
             // may be set, so a typo is an error instead of a silently ignored key.
-            if !map.contains_key(*last) && !(in_memory && !rest.is_empty()) {
+            let may_create = in_memory && !rest.is_empty();
+            if !(may_create || map.contains_key(*last)) {
                 return Err(bad(missing(&segments, parents.len())));
             }
             map.insert((*last).to_owned(), value);
