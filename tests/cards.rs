@@ -43,7 +43,10 @@ fn link_lookup_unlink() {
 
     let found = cards.lookup("fp1").expect("lookup").expect("linked");
     assert_eq!(found, outcome.mapping);
-    assert_eq!(cards.user_cards("alice").expect("cards"), vec![found.clone()]);
+    assert_eq!(
+        cards.user_cards("alice").expect("cards"),
+        vec![found.clone()]
+    );
 
     let removed = cards.unlink("fp1").expect("unlink").expect("was linked");
     assert_eq!(removed, found);
@@ -68,7 +71,11 @@ fn moving_a_card_reports_the_previous_owner_and_both_directions_follow() {
     assert_eq!(fingerprints_of(&store, "alice"), vec!["fp2"]);
     assert_eq!(fingerprints_of(&store, "bob"), vec!["fp1"]);
     assert_eq!(
-        cards.lookup("fp1").expect("lookup").expect("linked").user_pubkey,
+        cards
+            .lookup("fp1")
+            .expect("lookup")
+            .expect("linked")
+            .user_pubkey,
         "bob"
     );
 
@@ -102,7 +109,10 @@ fn user_cards_are_in_fingerprint_order_and_per_user() {
         cards.link(fp, "alice", "0000").expect("link");
     }
     cards.link("fp-z", "bob", "0000").expect("link");
-    assert_eq!(fingerprints_of(&store, "alice"), vec!["fp-a", "fp-b", "fp-c"]);
+    assert_eq!(
+        fingerprints_of(&store, "alice"),
+        vec!["fp-a", "fp-b", "fp-c"]
+    );
     assert_eq!(fingerprints_of(&store, "bob"), vec!["fp-z"]);
     assert!(fingerprints_of(&store, "carol").is_empty());
     cards.unlink("fp-b").expect("unlink");
@@ -140,7 +150,11 @@ fn both_indexes_roll_back_together() {
     let outcome: Result<(), Error> = store.write(|tx| {
         tx.cards().link("fp1", "bob", "1111")?;
         tx.cards().link("fp2", "bob", "2222")?;
-        assert_eq!(tx.cards().user_cards("bob")?.len(), 2, "sees its own writes");
+        assert_eq!(
+            tx.cards().user_cards("bob")?.len(),
+            2,
+            "sees its own writes"
+        );
         Err(Error::NotFound {
             table: "demo",
             key: "abort".into(),

@@ -42,10 +42,16 @@ fn push_creates_with_version_zero_and_then_requires_the_stored_version() {
     assert_eq!(created.version, 1);
 
     // Version 0 means "create": refused once a context exists.
-    let err = c.push(UserContext::new("alice", T0_MS)).expect_err("exists");
+    let err = c
+        .push(UserContext::new("alice", T0_MS))
+        .expect_err("exists");
     assert!(matches!(
         err,
-        Error::VersionConflict { expected: None, actual: Some(1), .. }
+        Error::VersionConflict {
+            expected: None,
+            actual: Some(1),
+            ..
+        }
     ));
 
     let mut next = created.clone();
@@ -76,7 +82,11 @@ fn push_creates_with_version_zero_and_then_requires_the_stored_version() {
     let err = c.push(ghost).expect_err("absent");
     assert!(matches!(
         err,
-        Error::VersionConflict { expected: Some(5), actual: None, .. }
+        Error::VersionConflict {
+            expected: Some(5),
+            actual: None,
+            ..
+        }
     ));
     assert!(c.fetch("ghost").expect("fetch").is_none());
 }
@@ -91,7 +101,8 @@ fn version_field_always_matches_the_record() {
     assert_eq!(stored.version, 1);
     assert_eq!(c.fetch("bob").expect("fetch").expect("present").version, 1);
 
-    c.patch("bob", "vault.oxo_balance", json!(3)).expect("patch");
+    c.patch("bob", "vault.oxo_balance", json!(3))
+        .expect("patch");
     c.push_event("bob", event(1)).expect("event");
     let updated = c
         .update("bob", |ctx| {
@@ -125,7 +136,12 @@ fn put_if_honours_each_expectation() {
         .put_if(ctx.clone(), Expect::Version(2))
         .expect_err("wrong version")
         .is_conflict());
-    assert_eq!(c.put_if(ctx.clone(), Expect::Version(1)).expect("v1").version, 2);
+    assert_eq!(
+        c.put_if(ctx.clone(), Expect::Version(1))
+            .expect("v1")
+            .version,
+        2
+    );
     assert_eq!(c.put_if(ctx, Expect::Any).expect("any").version, 3);
 }
 
@@ -160,7 +176,10 @@ fn patch_reaches_every_kind_of_field() {
         ("preferences.notifications.on_stake", json!(true)),
         ("recent_events.0.summary", json!("renamed")),
         ("recent_events.0.amount", json!(null)),
-        ("agent_memory.goal", json!({"target": 100, "tags": ["bike"]})),
+        (
+            "agent_memory.goal",
+            json!({"target": 100, "tags": ["bike"]}),
+        ),
         ("agent_memory.goal.reached", json!(false)),
         ("agent_memory.counter", json!(1)),
         ("agent_memory.counter", json!(2)),
@@ -316,7 +335,11 @@ fn concurrent_updates_never_lose_an_increment() {
     for t in threads {
         t.join().expect("thread");
     }
-    let ctx = store.contexts().fetch("hank").expect("fetch").expect("present");
+    let ctx = store
+        .contexts()
+        .fetch("hank")
+        .expect("fetch")
+        .expect("present");
     assert_eq!(ctx.vault.cred_balance, 100);
     assert_eq!(ctx.version, 101);
 }
@@ -350,7 +373,11 @@ fn push_event_uses_the_seed_default_of_ten() {
     for n in 0..15 {
         store.contexts().push_event("jay", event(n)).expect("push");
     }
-    let ctx = store.contexts().fetch("jay").expect("fetch").expect("present");
+    let ctx = store
+        .contexts()
+        .fetch("jay")
+        .expect("fetch")
+        .expect("present");
     assert_eq!(ctx.recent_events.len(), 10);
     assert_eq!(ctx.recent_events[0], event(14));
     assert_eq!(ctx.recent_events[9], event(5));
@@ -454,11 +481,19 @@ fn contexts_with_agent_memory_survive_a_reopen() {
         store.contexts().get_or_init("nia").expect("init");
         store
             .contexts()
-            .patch("nia", "agent_memory.plan", json!({"steps": [1, 2, 3], "f": 0.25}))
+            .patch(
+                "nia",
+                "agent_memory.plan",
+                json!({"steps": [1, 2, 3], "f": 0.25}),
+            )
             .expect("patch")
     };
     let store = Store::open(&path).expect("reopen");
-    let read = store.contexts().fetch("nia").expect("fetch").expect("present");
+    let read = store
+        .contexts()
+        .fetch("nia")
+        .expect("fetch")
+        .expect("present");
     assert_eq!(read, written);
     assert_eq!(read.agent_memory["plan"]["f"], json!(0.25));
 }

@@ -138,7 +138,11 @@ fn a_claim_rolls_back_with_its_transaction() {
     });
     assert!(outcome.is_err());
     assert!(!store.dedup().is_processed("t1").expect("check"));
-    assert!(store.dedup().claim("t1", "alice", 1).expect("claim").is_new());
+    assert!(store
+        .dedup()
+        .claim("t1", "alice", 1)
+        .expect("claim")
+        .is_new());
 }
 
 #[test]

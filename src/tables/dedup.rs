@@ -4,7 +4,7 @@
 //! Because the claim commits in the same transaction as whatever the caller does with
 //! the transaction (credit a balance, queue a capture), "processed" and "claimed" can
 //! never disagree after a crash. After a commit whose outcome is unknown
-//! ([`Error::CommitOutcomeUnknown`](crate::Error::CommitOutcomeUnknown)), reopen the
+//! ([`Error::CommitOutcomeUnknown`]), reopen the
 //! store and ask [`DedupTx::get`]: the claim is there exactly when the work landed.
 
 use redb::ReadableTable;
@@ -245,8 +245,13 @@ impl Dedup<'_> {
         self.store.read(|tx| tx.dedup().is_processed(txn_id))
     }
 
-    /// Atomic insert-if-absent; see [`DedupTx::claim`].
+    /// Atomic insert-if-absent; see [`DedupTx::claim`]. A duplicate already visible in
+    /// a read snapshot is answered without taking the write lock.
     pub fn claim(&self, txn_id: &str, user: &str, amount: u64) -> Result<Claim> {
+        limits::check_key("user", user)?;
+        if let Some(first) = self.get(txn_id)? {
+            return Ok(Claim::Duplicate(first));
+        }
         self.store
             .write(|tx| tx.dedup().claim(txn_id, user, amount))
     }
