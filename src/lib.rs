@@ -60,6 +60,15 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result, SessionRefusal};
 pub use schema::SCHEMA_VERSION;
 pub use store::{Durability, Store, StoreBuilder, StoreConfig, StoreStats, TableStats};
+pub use tables::cards::{CardMapping, Cards, CardsRead, CardsTx, LinkOutcome};
+pub use tables::contexts::{
+    ContextBatch, ContextEvent, Contexts, ContextsRead, ContextsTx, NotificationPrefs, UserContext,
+    UserPreferences, VaultState,
+};
+pub use tables::dedup::{Claim, Dedup, DedupRead, DedupTx, ProcessedTransaction};
+pub use tables::idempotency::{
+    Begin, Idempotency, IdempotencyRead, IdempotencyRecord, IdempotencyState, IdempotencyTx,
+};
 pub use tables::kv::{Kv, KvEntry, KvRead, KvTx};
 pub use tables::{Expect, Versioned};
 pub use txn::{ReadTx, WriteTx};
