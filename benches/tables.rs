@@ -9,7 +9,10 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use edgestate::{Durability, Expect, PaymentWebhook, Store};
 
 fn seeded(durability: Durability) -> Store {
-    let store = Store::builder().durability(durability).temporary().expect("store");
+    let store = Store::builder()
+        .durability(durability)
+        .temporary()
+        .expect("store");
     store
         .write(|tx| {
             for u in 0..1_000 {
@@ -42,7 +45,10 @@ fn bench_reads(c: &mut Criterion) {
     c.bench_function("contexts/fetch", |b| {
         b.iter(|| {
             i = (i + 7) % 1_000;
-            store.contexts().fetch(&format!("user-{i:04}")).expect("fetch")
+            store
+                .contexts()
+                .fetch(&format!("user-{i:04}"))
+                .expect("fetch")
         })
     });
     c.bench_function("cards/lookup", |b| {
@@ -54,7 +60,10 @@ fn bench_reads(c: &mut Criterion) {
 }
 
 fn bench_writes(c: &mut Criterion) {
-    for (label, durability) in [("relaxed", Durability::Relaxed), ("immediate", Durability::Immediate)] {
+    for (label, durability) in [
+        ("relaxed", Durability::Relaxed),
+        ("immediate", Durability::Immediate),
+    ] {
         let store = seeded(durability);
         let mut group = c.benchmark_group(format!("writes ({label})"));
         if durability == Durability::Immediate {
@@ -64,20 +73,33 @@ fn bench_writes(c: &mut Criterion) {
         group.bench_function("kv/put baseline", |b| {
             b.iter(|| {
                 n += 1;
-                store.kv().put("bench", &format!("k{}", n % 1_000), &[0u8; 128], None).expect("put")
+                store
+                    .kv()
+                    .put("bench", &format!("k{}", n % 1_000), &[0u8; 128], None)
+                    .expect("put")
             })
         });
         group.bench_function("contexts/conditional push", |b| {
             b.iter(|| {
-                let ctx = store.contexts().fetch("user-0001").expect("fetch").expect("present");
+                let ctx = store
+                    .contexts()
+                    .fetch("user-0001")
+                    .expect("fetch")
+                    .expect("present");
                 let version = ctx.version;
-                store.contexts().put_if(ctx, Expect::Version(version)).expect("push")
+                store
+                    .contexts()
+                    .put_if(ctx, Expect::Version(version))
+                    .expect("push")
             })
         });
         group.bench_function("dedup/claim", |b| {
             b.iter(|| {
                 n += 1;
-                store.dedup().claim(&format!("claim-{n}"), "user-0001", 5).expect("claim")
+                store
+                    .dedup()
+                    .claim(&format!("claim-{n}"), "user-0001", 5)
+                    .expect("claim")
             })
         });
         group.bench_function("webhook/process (4 tables, 1 commit)", |b| {
@@ -86,7 +108,9 @@ fn bench_writes(c: &mut Criterion) {
                 store.process_webhook(&webhook(n)).expect("webhook")
             })
         });
-        group.bench_function("webhook/duplicate", |b| b.iter(|| store.process_webhook(&webhook(1)).expect("webhook")));
+        group.bench_function("webhook/duplicate", |b| {
+            b.iter(|| store.process_webhook(&webhook(1)).expect("webhook"))
+        });
         group.finish();
     }
 }

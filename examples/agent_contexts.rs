@@ -14,10 +14,17 @@ fn main() -> Result<(), StateError> {
     let user = "5A7ETEST";
 
     let ctx = agent.get_or_init(user)?;
-    println!("new context v{} risk={}", ctx.version, ctx.preferences.risk_tolerance);
+    println!(
+        "new context v{} risk={}",
+        ctx.version, ctx.preferences.risk_tolerance
+    );
 
     agent.context_patch(user, "preferences.risk_tolerance", json!("aggressive"))?;
-    agent.context_patch(user, "agent_memory.favourite_merchant", json!({"id": "m-1", "visits": 3}))?;
+    agent.context_patch(
+        user,
+        "agent_memory.favourite_merchant",
+        json!({"id": "m-1", "visits": 3}),
+    )?;
     match agent.context_patch(user, "preferences.no_such_field", json!(true)) {
         Err(StateError::InvalidInput { field, .. }) => println!("refused unknown path `{field}`"),
         other => println!("unexpected: {other:?}"),
@@ -26,7 +33,12 @@ fn main() -> Result<(), StateError> {
     for i in 0..12 {
         agent.push_event(
             user,
-            ContextEvent { event_type: "capture".into(), timestamp: i, summary: format!("capture #{i}"), amount: Some(100) },
+            ContextEvent {
+                event_type: "capture".into(),
+                timestamp: i,
+                summary: format!("capture #{i}"),
+                amount: Some(100),
+            },
         )?;
     }
 
@@ -74,10 +86,20 @@ fn main() -> Result<(), StateError> {
         }
     }
 
-    let mut snapshot = ExecutionSnapshot::new("exec-42", "tenant-a", ExecutionState::new("running"), 7);
-    snapshot.variables.insert("goal".into(), json!("restake yield"));
+    let mut snapshot =
+        ExecutionSnapshot::new("exec-42", "tenant-a", ExecutionState::new("running"), 7);
+    snapshot
+        .variables
+        .insert("goal".into(), json!("restake yield"));
     store.snapshots().save(&snapshot)?;
-    let resumed = store.snapshots().load("exec-42")?.ok_or(StateError::NotFound)?;
-    println!("resume exec-42 at sequence {} (fresh vs 7: {})", resumed.sequence_number, resumed.is_fresh(7));
+    let resumed = store
+        .snapshots()
+        .load("exec-42")?
+        .ok_or(StateError::NotFound)?;
+    println!(
+        "resume exec-42 at sequence {} (fresh vs 7: {})",
+        resumed.sequence_number,
+        resumed.is_fresh(7)
+    );
     Ok(())
 }

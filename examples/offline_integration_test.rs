@@ -68,7 +68,10 @@ fn main() -> Result<(), StateError> {
     // 30 days: the dedup record expired, so the id could be claimed again.
     clock.advance(Duration::from_secs(30 * 86_400));
     assert!(!store.is_transaction_processed("txn-1")?);
-    assert!(store.get_pending_captures("alice")?.is_empty(), "21-day TTL passed");
+    assert!(
+        store.get_pending_captures("alice")?.is_empty(),
+        "21-day TTL passed"
+    );
     let swept = store.store().sweep_all_expired(1_000)?;
     println!("offline integration test passed; sweep reclaimed {swept} expired records");
     Ok(())

@@ -29,7 +29,9 @@ fn webhook(n: u64) -> PaymentWebhook {
         card_fingerprint: fingerprint,
         amount_cents: 250 + (n * 137) % 4_000,
         merchant_id: format!("m-{}", n % 4),
-        merchant_name: Some(["Cafe Nero", "Book Nook", "Fresh Mart", "Cycle Hub"][(n % 4) as usize].into()),
+        merchant_name: Some(
+            ["Cafe Nero", "Book Nook", "Fresh Mart", "Cycle Hub"][(n % 4) as usize].into(),
+        ),
         proof_data: None,
         proof_type: None,
         location: None,
@@ -37,7 +39,9 @@ fn webhook(n: u64) -> PaymentWebhook {
 }
 
 fn main() -> edgestate::Result<()> {
-    let path = std::env::args().nth(1).unwrap_or_else(|| "edgestate-pos.db".into());
+    let path = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "edgestate-pos.db".into());
     let store = Store::open(&path)?;
     for (fingerprint, user, last4) in CARDS {
         if store.cards().lookup(fingerprint)?.is_none() {
@@ -73,7 +77,12 @@ fn main() -> edgestate::Result<()> {
         let ctx = store.contexts().fetch(user)?;
         let pending = store.pending().list(user)?;
         let (version, last) = ctx
-            .map(|c| (c.version, c.recent_events.first().map(|e| e.summary.clone())))
+            .map(|c| {
+                (
+                    c.version,
+                    c.recent_events.first().map(|e| e.summary.clone()),
+                )
+            })
             .unwrap_or((0, None));
         println!(
             "  {user}: {} pending captures (capacity {}), context v{version}, last event: {}",

@@ -33,11 +33,27 @@ const MAX_LOSS_STREAK: u32 = 2;
 /// Applies one fill exactly once: claim + position + risk in one commit.
 fn apply_fill(store: &Store, fill: &Fill) -> edgestate::Result<bool> {
     store.write(|tx| {
-        if !tx.dedup().claim(&format!("{NS}:{}", fill.id), "momentum", fill.qty.unsigned_abs())?.is_new() {
+        if !tx
+            .dedup()
+            .claim(
+                &format!("{NS}:{}", fill.id),
+                "momentum",
+                fill.qty.unsigned_abs(),
+            )?
+            .is_new()
+        {
             return Ok(false);
         }
-        let pos: Position = tx.kv().get_value(NS, "position")?.map(|v: Versioned<Position>| v.value).unwrap_or_default();
-        let mut risk: Risk = tx.kv().get_value(NS, "risk")?.map(|v: Versioned<Risk>| v.value).unwrap_or_default();
+        let pos: Position = tx
+            .kv()
+            .get_value(NS, "position")?
+            .map(|v: Versioned<Position>| v.value)
+            .unwrap_or_default();
+        let mut risk: Risk = tx
+            .kv()
+            .get_value(NS, "risk")?
+            .map(|v: Versioned<Risk>| v.value)
+            .unwrap_or_default();
         let mut next = pos.clone();
         if pos.qty != 0 && pos.qty.signum() != fill.qty.signum() {
             // Closing (part of) the position realises P&L.
@@ -52,7 +68,8 @@ fn apply_fill(store: &Store, fill: &Fill) -> edgestate::Result<bool> {
             }
         } else {
             let total = pos.qty + fill.qty;
-            next.avg_price_cents = (pos.avg_price_cents * pos.qty + fill.price_cents * fill.qty) / total;
+            next.avg_price_cents =
+                (pos.avg_price_cents * pos.qty + fill.price_cents * fill.qty) / total;
             next.qty = total;
         }
         tx.kv().put_value(NS, "position", &next, None)?;
@@ -62,13 +79,34 @@ fn apply_fill(store: &Store, fill: &Fill) -> edgestate::Result<bool> {
 }
 
 fn main() -> edgestate::Result<()> {
-    let dir = tempfile::tempdir().map_err(|source| Error::Io { path: std::env::temp_dir(), source })?;
-    let path = std::env::args().nth(1).map_or_else(|| dir.path().join("bot.edgestate"), Into::into);
+    let dir = tempfile::tempdir().map_err(|source| Error::Io {
+        path: std::env::temp_dir(),
+        source,
+    })?;
+    let path = std::env::args()
+        .nth(1)
+        .map_or_else(|| dir.path().join("bot.edgestate"), Into::into);
     let fills = [
-        Fill { id: "f1", qty: 2, price_cents: 6_400_000 },
-        Fill { id: "f2", qty: -1, price_cents: 6_350_000 },
-        Fill { id: "f2", qty: -1, price_cents: 6_350_000 }, // resent on reconnect
-        Fill { id: "f3", qty: -1, price_cents: 6_300_000 },
+        Fill {
+            id: "f1",
+            qty: 2,
+            price_cents: 6_400_000,
+        },
+        Fill {
+            id: "f2",
+            qty: -1,
+            price_cents: 6_350_000,
+        },
+        Fill {
+            id: "f2",
+            qty: -1,
+            price_cents: 6_350_000,
+        }, // resent on reconnect
+        Fill {
+            id: "f3",
+            qty: -1,
+            price_cents: 6_300_000,
+        },
     ];
     {
         let store = Store::open(&path)?;
@@ -77,19 +115,39 @@ fn main() -> edgestate::Result<()> {
             println!("fill {} applied: {applied}", fill.id);
         }
         // The framework's JSON snapshot of the session, as rustrade saves it.
-        store.blobs().save("momentum/BTCUSDT", &serde_json::json!({"session": 1, "orders_open": 0}))?;
+        store.blobs().save(
+            "momentum/BTCUSDT",
+            &serde_json::json!({"session": 1, "orders_open": 0}),
+        )?;
         // The process dies here (drop without any shutdown work).
     }
     let store = Store::open(&path)?;
-    let pos: Position = store.kv().get_value(NS, "position")?.map(|v: Versioned<Position>| v.value).unwrap_or_default();
+    let pos: Position = store
+        .kv()
+        .get_value(NS, "position")?
+        .map(|v: Versioned<Position>| v.value)
+        .unwrap_or_default();
     println!("restored position: {pos:?}");
-    println!("restored framework snapshot: {:?}", store.blobs().load("momentum/BTCUSDT")?);
+    println!(
+        "restored framework snapshot: {:?}",
+        store.blobs().load("momentum/BTCUSDT")?
+    );
     for fill in &fills {
         let applied = apply_fill(&store, fill)?;
         println!("after restart, fill {} applied: {applied}", fill.id);
     }
-    let risk: Risk = store.kv().get_value(NS, "risk")?.map(|v: Versioned<Risk>| v.value).unwrap_or_default();
-    println!("position {:?}, risk {risk:?}", store.kv().get_value::<Position>(NS, "position")?.map(|v| v.value));
+    let risk: Risk = store
+        .kv()
+        .get_value(NS, "risk")?
+        .map(|v: Versioned<Risk>| v.value)
+        .unwrap_or_default();
+    println!(
+        "position {:?}, risk {risk:?}",
+        store
+            .kv()
+            .get_value::<Position>(NS, "position")?
+            .map(|v| v.value)
+    );
     assert_eq!(risk.loss_streak, 2, "two losing closes, each counted once");
     assert!(risk.halted, "the circuit breaker tripped and stays tripped");
     Ok(())
