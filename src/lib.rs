@@ -60,6 +60,17 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result, SessionRefusal};
 pub use schema::SCHEMA_VERSION;
 pub use store::{Durability, Store, StoreBuilder, StoreConfig, StoreStats, TableStats};
+pub use tables::blobs::{
+    Blobs, BlobsRead, BlobsTx, ByteStore, FillStore, OrderStore, PrefixStore, BLOB_NAMESPACE,
+};
 pub use tables::kv::{Kv, KvEntry, KvRead, KvTx};
+pub use tables::location::{CurrentMerchant, LocationCache, LocationCacheRead, LocationCacheTx};
+pub use tables::pending::{
+    Pending, PendingCapture, PendingEntry, PendingId, PendingLocation, PendingRead, PendingTx,
+};
+pub use tables::sessions::{SessionKeyData, Sessions, SessionsRead, SessionsTx};
+pub use tables::snapshots::{
+    ExecutionCleanup, ExecutionSnapshot, ExecutionState, Snapshots, SnapshotsRead, SnapshotsTx,
+};
 pub use tables::{Expect, Versioned};
 pub use txn::{ReadTx, WriteTx};
