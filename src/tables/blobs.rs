@@ -87,9 +87,9 @@ impl BlobsRead<'_> {
 ///
 /// A missing key loads as `None`, never an error; a value under the key that is not a
 /// JSON blob (written through [`Store::kv`] as bytes, say) is an [`Error::Decode`].
-/// Every save is durable when it returns under the default durability; [`flush`]
-/// (Self::flush) makes saves under [`Durability::Relaxed`](crate::Durability::Relaxed)
-/// durable too.
+/// Every save is durable when it returns under the default durability;
+/// [`flush`](Self::flush) makes saves under
+/// [`Durability::Relaxed`](crate::Durability::Relaxed) durable too.
 ///
 /// ```
 /// use edgestate::Store;

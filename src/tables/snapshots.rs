@@ -13,23 +13,23 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::time::Duration;
 
 use redb::{ReadableMultimapTable, ReadableTable};
 use serde::{Deserialize, Serialize};
 
-use super::record::{self, NewRecord, Stored, TtlKey};
+use super::record::{self, NewRecord, Stored};
 use super::Expect;
-use crate::clock::{expiry_after, Clock, SystemClock};
-use crate::codec::{self, envelope, keys};
+use crate::clock::{Clock, SystemClock};
+use crate::codec::{self, envelope};
 use crate::error::{Error, Result};
 use crate::limits;
-use crate::schema::{TtlTable, SNAPSHOTS, SNAPSHOTS_BY_TENANT, WORKING_MEMORY};
+use crate::schema::{SNAPSHOTS, SNAPSHOTS_BY_TENANT};
 use crate::store::Store;
 use crate::txn::{ReadTx, WriteTx};
 
+mod memory;
+
 const TABLE: &str = "edgestate.snapshots";
-const MEMORY_TABLE: &str = "edgestate.working_memory";
 
 /// The state an execution is in. Any string is accepted; the constants name the usual
 /// ones.
@@ -154,22 +154,6 @@ fn shown(exec: &str) -> impl Fn() -> String + '_ {
     move || exec.to_owned()
 }
 
-fn shown_memory<'a>(exec: &'a str, key: &'a str) -> impl Fn() -> String + 'a {
-    move || format!("{exec}/{key}")
-}
-
-fn memory_ttl_key(exec: &str, key: &str) -> TtlKey {
-    TtlKey {
-        table: TtlTable::WorkingMemory,
-        packed: keys::pack(&[exec.as_bytes(), key.as_bytes()]),
-    }
-}
-
-fn check_memory(exec: &str, key: &str) -> Result<()> {
-    limits::check_key("execution_id", exec)?;
-    limits::check_key("key", key)
-}
-
 fn decode(exec: &str, stored: &Stored) -> Result<ExecutionSnapshot> {
     codec::from_postcard(TABLE, exec, &stored.payload)
 }
@@ -195,44 +179,6 @@ where
     let mut out = Vec::new();
     for item in index.get(tenant)?.take(limit) {
         out.push(item?.value().to_owned());
-    }
-    Ok(out)
-}
-
-fn get_memory_in<T>(table: &T, exec: &str, key: &str, now: u64) -> Result<Option<Vec<u8>>>
-where
-    T: ReadableTable<(&'static str, &'static str), &'static [u8]>,
-{
-    check_memory(exec, key)?;
-    let stored = record::get_live(
-        table,
-        MEMORY_TABLE,
-        (exec, key),
-        &shown_memory(exec, key),
-        now,
-    )?;
-    Ok(stored.map(|s| s.payload))
-}
-
-/// The execution's memory keys in key order, live ones only unless `with_expired`.
-fn memory_keys_in<T>(table: &T, exec: &str, now: u64, with_expired: bool) -> Result<Vec<String>>
-where
-    T: ReadableTable<(&'static str, &'static str), &'static [u8]>,
-{
-    limits::check_key("execution_id", exec)?;
-    let mut out = Vec::new();
-    for item in table.range((exec, "")..)? {
-        let (k, v) = item?;
-        let (k_exec, key) = k.value();
-        if k_exec != exec {
-            break;
-        }
-        if with_expired
-            || record::decode_live(MEMORY_TABLE, &shown_memory(exec, key), v.value(), now)?
-                .is_some()
-        {
-            out.push(key.to_owned());
-        }
     }
     Ok(out)
 }
@@ -318,8 +264,8 @@ impl SnapshotsTx<'_> {
 
     /// Removes the execution's snapshot and its tenant index entry (working memory
     /// stays; see [`delete_execution_state`](Self::delete_execution_state)). Returns
-    /// whether a readable snapshot was removed; a damaged one is removed too, but
-    /// reported as `false`.
+    /// whether a snapshot was removed. A damaged snapshot is removed too, index entry
+    /// included; if its record envelope failed its checksum it is reported as `false`.
     pub fn delete(&self, execution_id: &str) -> Result<bool> {
         let exec = execution_id;
         let owner = {
@@ -363,73 +309,12 @@ impl SnapshotsTx<'_> {
         list_by_tenant_in(&index, tenant_id, limit)
     }
 
-    /// Stores working-memory bytes under `(execution_id, key)`, expiring `ttl` from now
-    /// if given. Returns the record's new version.
-    pub fn set_memory(
-        &self,
-        execution_id: &str,
-        key: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<u64> {
-        let exec = execution_id;
-        check_memory(exec, key)?;
-        record::put(
-            self.tx,
-            WORKING_MEMORY,
-            (exec, key),
-            &shown_memory(exec, key),
-            Some(&|| memory_ttl_key(exec, key)),
-            NewRecord {
-                format: envelope::FORMAT_BYTES,
-                payload: value,
-                expires_at_ms: ttl.map(|d| expiry_after(self.tx.now_ms(), d)),
-                expect: Expect::Any,
-            },
-        )
-    }
-
-    /// The live working-memory value, or `None` if absent or expired.
-    pub fn get_memory(&self, execution_id: &str, key: &str) -> Result<Option<Vec<u8>>> {
-        let table = self.tx.raw().open_table(WORKING_MEMORY)?;
-        get_memory_in(&table, execution_id, key, self.tx.now_ms())
-    }
-
-    /// Removes a working-memory key. Returns whether a live value was removed.
-    pub fn delete_memory(&self, execution_id: &str, key: &str) -> Result<bool> {
-        let exec = execution_id;
-        check_memory(exec, key)?;
-        let removed = record::delete(
-            self.tx,
-            WORKING_MEMORY,
-            (exec, key),
-            &shown_memory(exec, key),
-            Some(&|| memory_ttl_key(exec, key)),
-        )?;
-        Ok(removed.is_some())
-    }
-
-    /// The execution's live working-memory keys, in key order.
-    pub fn list_memory(&self, execution_id: &str) -> Result<Vec<String>> {
-        let table = self.tx.raw().open_table(WORKING_MEMORY)?;
-        memory_keys_in(&table, execution_id, self.tx.now_ms(), false)
-    }
-
     /// Removes everything stored for the execution: its snapshot, its tenant index
     /// entry, and every working-memory key (live or expired) with its expiry entry.
     pub fn delete_execution_state(&self, execution_id: &str) -> Result<ExecutionCleanup> {
         let exec = execution_id;
         let snapshot_removed = self.delete(exec)?;
-        let keys = {
-            let table = self.tx.raw().open_table(WORKING_MEMORY)?;
-            memory_keys_in(&table, exec, self.tx.now_ms(), true)?
-        };
-        let mut memory_keys_removed = 0;
-        for key in &keys {
-            if self.delete_memory(exec, key)? {
-                memory_keys_removed += 1;
-            }
-        }
+        let memory_keys_removed = self.delete_all_memory(exec)?;
         Ok(ExecutionCleanup {
             snapshot_removed,
             memory_keys_removed,
@@ -470,18 +355,6 @@ impl SnapshotsRead<'_> {
     pub fn list_by_tenant(&self, tenant_id: &str, limit: usize) -> Result<Vec<String>> {
         let index = self.tx.raw().open_multimap_table(SNAPSHOTS_BY_TENANT)?;
         list_by_tenant_in(&index, tenant_id, limit)
-    }
-
-    /// The live working-memory value, or `None` if absent or expired.
-    pub fn get_memory(&self, execution_id: &str, key: &str) -> Result<Option<Vec<u8>>> {
-        let table = self.tx.raw().open_table(WORKING_MEMORY)?;
-        get_memory_in(&table, execution_id, key, self.tx.now_ms())
-    }
-
-    /// The execution's live working-memory keys, in key order.
-    pub fn list_memory(&self, execution_id: &str) -> Result<Vec<String>> {
-        let table = self.tx.raw().open_table(WORKING_MEMORY)?;
-        memory_keys_in(&table, execution_id, self.tx.now_ms(), false)
     }
 }
 
@@ -553,39 +426,75 @@ impl Snapshots<'_> {
             .read(|tx| tx.snapshots().list_by_tenant(tenant_id, limit))
     }
 
-    /// Stores working-memory bytes with an optional TTL.
-    pub fn set_memory(
-        &self,
-        execution_id: &str,
-        key: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<u64> {
-        self.store
-            .write(|tx| tx.snapshots().set_memory(execution_id, key, value, ttl))
-    }
-
-    /// The live working-memory value, or `None` if absent or expired.
-    pub fn get_memory(&self, execution_id: &str, key: &str) -> Result<Option<Vec<u8>>> {
-        self.store
-            .read(|tx| tx.snapshots().get_memory(execution_id, key))
-    }
-
-    /// Removes a working-memory key. Returns whether a live value was removed.
-    pub fn delete_memory(&self, execution_id: &str, key: &str) -> Result<bool> {
-        self.store
-            .write(|tx| tx.snapshots().delete_memory(execution_id, key))
-    }
-
-    /// The execution's live working-memory keys, in key order.
-    pub fn list_memory(&self, execution_id: &str) -> Result<Vec<String>> {
-        self.store
-            .read(|tx| tx.snapshots().list_memory(execution_id))
-    }
-
     /// Removes the snapshot, its index entry and all working memory in one transaction.
     pub fn delete_execution_state(&self, execution_id: &str) -> Result<ExecutionCleanup> {
         self.store
             .write(|tx| tx.snapshots().delete_execution_state(execution_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Plants a damaged snapshot for `exec`, filed under `tenant` in the index.
+    fn plant(store: &Store, exec: &str, tenant: &str, bytes: &[u8]) {
+        store
+            .write(|tx| {
+                tx.raw().open_table(SNAPSHOTS)?.insert(exec, bytes)?;
+                tx.raw()
+                    .open_multimap_table(SNAPSHOTS_BY_TENANT)?
+                    .insert(tenant, exec)?;
+                Ok::<_, Error>(())
+            })
+            .expect("plant");
+    }
+
+    #[test]
+    fn deleting_a_damaged_snapshot_also_clears_its_index_entry() {
+        let store = Store::in_memory().expect("store");
+        let snapshots = store.snapshots();
+        snapshots
+            .save(&ExecutionSnapshot::new(
+                "ok",
+                "acme",
+                ExecutionState::RUNNING,
+                1,
+            ))
+            .expect("save");
+        let bad_body = envelope::encode(envelope::FORMAT_POSTCARD_V1, 1, None, b"\xff\xff");
+        plant(&store, "bad-body", "acme", &bad_body);
+        plant(&store, "bad-envelope", "globex", b"\x02");
+
+        assert!(matches!(
+            snapshots.load("bad-body"),
+            Err(Error::Decode { .. })
+        ));
+        assert!(matches!(
+            snapshots.load("bad-envelope"),
+            Err(Error::Corrupt { .. })
+        ));
+        // A damaged snapshot cannot be checked for staleness, so it is not overwritten.
+        assert!(snapshots
+            .save(&ExecutionSnapshot::new(
+                "bad-body",
+                "acme",
+                ExecutionState::RUNNING,
+                9
+            ))
+            .is_err());
+
+        // Both are removed, and gone from the index; only an intact envelope counts.
+        assert!(snapshots.delete("bad-body").expect("delete"));
+        assert!(!snapshots.delete("bad-envelope").expect("delete"));
+        assert_eq!(snapshots.load("bad-body").expect("load"), None);
+        assert_eq!(
+            snapshots.list_by_tenant("acme", 10).expect("list"),
+            vec!["ok"]
+        );
+        assert!(snapshots
+            .list_by_tenant("globex", 10)
+            .expect("list")
+            .is_empty());
     }
 }
