@@ -66,15 +66,16 @@ fn main() -> Result<(), StateError> {
     );
 
     let store = agent.store();
-    let now_s = 1_900_000_000;
+    let now_s =
+        i64::try_from(edgestate::Clock::now_ms(&edgestate::SystemClock) / 1000).unwrap_or(i64::MAX);
     store.sessions().store_session(
         user,
         &SessionKeyData {
             key_pubkey: "sess-key".into(),
             vault_pubkey: "vault".into(),
             scopes: vec!["stake".into()],
-            expires_at: now_s,
-            created_at: now_s - 3_600,
+            expires_at: now_s + 3_600,
+            created_at: now_s,
             max_actions: 2,
             actions_used: 0,
         },

@@ -99,7 +99,10 @@ impl AgentStateStore for Store {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         match execution_key(key) {
             Some((exec, rest)) => self.snapshots().get_memory(exec, rest),
-            None => Ok(self.kv().get(GLOBAL_MEMORY_NAMESPACE, key)?.map(|e| e.value)),
+            None => Ok(self
+                .kv()
+                .get(GLOBAL_MEMORY_NAMESPACE, key)?
+                .map(|e| e.value)),
         }
     }
 

@@ -71,7 +71,9 @@ impl From<Error> for StateError {
     fn from(e: Error) -> Self {
         match e {
             Error::NotFound { .. } => StateError::NotFound,
-            Error::VersionConflict { expected, actual, .. } => StateError::VersionConflict {
+            Error::VersionConflict {
+                expected, actual, ..
+            } => StateError::VersionConflict {
                 expected: expected.unwrap_or(0),
                 actual: actual.unwrap_or(0),
             },
@@ -98,7 +100,12 @@ pub trait StateStore {
     /// which.
     fn context_batch_fetch(&self, user_pubkeys: &[String]) -> Result<Vec<UserContext>, StateError>;
     /// Sets one field by dotted path (`"preferences.auto_stake"`), bumping the version.
-    fn context_patch(&self, user_pubkey: &str, path: &str, value: serde_json::Value) -> Result<(), StateError>;
+    fn context_patch(
+        &self,
+        user_pubkey: &str,
+        path: &str,
+        value: serde_json::Value,
+    ) -> Result<(), StateError>;
     /// Adds an event to the recent-events list (newest first, bounded), creating the
     /// context if needed.
     fn push_event(&self, user_pubkey: &str, event: ContextEvent) -> Result<(), StateError>;
@@ -108,7 +115,9 @@ pub trait StateStore {
 
 impl StateStore for Store {
     fn context_fetch(&self, user_pubkey: &str) -> Result<UserContext, StateError> {
-        self.contexts().fetch(user_pubkey)?.ok_or(StateError::NotFound)
+        self.contexts()
+            .fetch(user_pubkey)?
+            .ok_or(StateError::NotFound)
     }
 
     fn context_push(&self, context: UserContext) -> Result<(), StateError> {
@@ -125,7 +134,12 @@ impl StateStore for Store {
         Ok(self.contexts().fetch_many(&users)?.found)
     }
 
-    fn context_patch(&self, user_pubkey: &str, path: &str, value: serde_json::Value) -> Result<(), StateError> {
+    fn context_patch(
+        &self,
+        user_pubkey: &str,
+        path: &str,
+        value: serde_json::Value,
+    ) -> Result<(), StateError> {
         self.contexts().patch(user_pubkey, path, value)?;
         Ok(())
     }
@@ -138,6 +152,14 @@ impl StateStore for Store {
     fn get_or_init(&self, user_pubkey: &str) -> Result<UserContext, StateError> {
         Ok(self.contexts().get_or_init(user_pubkey)?)
     }
+}
+
+/// A new user's context as the seed made it: defaults, version 1 (so that
+/// [`StateStore::context_push`] creates it), timestamped by the system clock.
+pub fn init_user_context(pubkey: &str) -> UserContext {
+    let mut ctx = UserContext::new(pubkey, crate::Clock::now_ms(&crate::SystemClock));
+    ctx.version = 1;
+    ctx
 }
 
 /// The seed's configuration, read from the same environment variables where they still
@@ -265,13 +287,23 @@ impl LoopAgentStore {
     }
 
     /// The card's mapping, or `None`.
-    pub fn lookup_user_by_card(&self, fingerprint: &str) -> Result<Option<CardMapping>, StateError> {
+    pub fn lookup_user_by_card(
+        &self,
+        fingerprint: &str,
+    ) -> Result<Option<CardMapping>, StateError> {
         Ok(self.store.cards().lookup(fingerprint)?)
     }
 
     /// Links a card to a user (moving it if another user had it).
-    pub fn link_card(&self, fingerprint: &str, user_pubkey: &str, card_last4: &str) -> Result<(), StateError> {
-        self.store.cards().link(fingerprint, user_pubkey, card_last4)?;
+    pub fn link_card(
+        &self,
+        fingerprint: &str,
+        user_pubkey: &str,
+        card_last4: &str,
+    ) -> Result<(), StateError> {
+        self.store
+            .cards()
+            .link(fingerprint, user_pubkey, card_last4)?;
         Ok(())
     }
 
@@ -293,18 +325,37 @@ impl LoopAgentStore {
 
     /// Records the transaction as processed (TTL 30 days by default). An existing claim
     /// is kept, never overwritten.
-    pub fn mark_transaction_processed(&self, txn_id: &str, user_pubkey: &str, cred_amount: u64) -> Result<(), StateError> {
-        self.store.dedup().mark_processed(txn_id, user_pubkey, cred_amount)?;
+    pub fn mark_transaction_processed(
+        &self,
+        txn_id: &str,
+        user_pubkey: &str,
+        cred_amount: u64,
+    ) -> Result<(), StateError> {
+        self.store
+            .dedup()
+            .mark_processed(txn_id, user_pubkey, cred_amount)?;
         Ok(())
     }
 
     /// Check-and-mark in one atomic step: `true` if this call claimed the id.
-    pub fn claim_transaction(&self, txn_id: &str, user_pubkey: &str, cred_amount: u64) -> Result<bool, StateError> {
-        Ok(matches!(self.store.dedup().claim(txn_id, user_pubkey, cred_amount)?, Claim::New))
+    pub fn claim_transaction(
+        &self,
+        txn_id: &str,
+        user_pubkey: &str,
+        cred_amount: u64,
+    ) -> Result<bool, StateError> {
+        Ok(matches!(
+            self.store.dedup().claim(txn_id, user_pubkey, cred_amount)?,
+            Claim::New
+        ))
     }
 
     /// Stores the user's session key (TTL from the configuration).
-    pub fn store_session_key(&self, user_pubkey: &str, session: &SessionKeyData) -> Result<(), StateError> {
+    pub fn store_session_key(
+        &self,
+        user_pubkey: &str,
+        session: &SessionKeyData,
+    ) -> Result<(), StateError> {
         self.store.sessions().store_session(user_pubkey, session)?;
         Ok(())
     }
@@ -322,24 +373,49 @@ impl LoopAgentStore {
 
     /// Appends a pending capture to the user's ring buffer, evicting the oldest beyond
     /// capacity in the same transaction.
-    pub fn add_pending_capture(&self, user_pubkey: &str, capture: &PendingCapture) -> Result<PendingId, StateError> {
+    pub fn add_pending_capture(
+        &self,
+        user_pubkey: &str,
+        capture: &PendingCapture,
+    ) -> Result<PendingId, StateError> {
         Ok(self.store.pending().add(user_pubkey, capture)?)
     }
 
     /// The user's pending captures, newest first.
-    pub fn get_pending_captures(&self, user_pubkey: &str) -> Result<Vec<PendingCapture>, StateError> {
-        Ok(self.store.pending().list(user_pubkey)?.into_iter().map(|e| e.capture).collect())
+    pub fn get_pending_captures(
+        &self,
+        user_pubkey: &str,
+    ) -> Result<Vec<PendingCapture>, StateError> {
+        Ok(self
+            .store
+            .pending()
+            .list(user_pubkey)?
+            .into_iter()
+            .map(|e| e.capture)
+            .collect())
     }
 
     /// Removes the user's captures whose `created_at` equals `timestamp` (the seed's key).
-    pub fn remove_pending_capture(&self, user_pubkey: &str, timestamp: i64) -> Result<(), StateError> {
-        self.store.pending().remove_by_timestamp(user_pubkey, timestamp)?;
+    pub fn remove_pending_capture(
+        &self,
+        user_pubkey: &str,
+        timestamp: i64,
+    ) -> Result<(), StateError> {
+        self.store
+            .pending()
+            .remove_by_timestamp(user_pubkey, timestamp)?;
         Ok(())
     }
 
     /// Caches the merchant the user is at (TTL 1 hour by default).
-    pub fn cache_current_merchant(&self, user_pubkey: &str, merchant_id: &str) -> Result<(), StateError> {
-        self.store.location().cache_current_merchant(user_pubkey, merchant_id)?;
+    pub fn cache_current_merchant(
+        &self,
+        user_pubkey: &str,
+        merchant_id: &str,
+    ) -> Result<(), StateError> {
+        self.store
+            .location()
+            .cache_current_merchant(user_pubkey, merchant_id)?;
         Ok(())
     }
 
@@ -368,7 +444,12 @@ impl StateStore for LoopAgentStore {
         self.store.context_batch_fetch(user_pubkeys)
     }
 
-    fn context_patch(&self, user_pubkey: &str, path: &str, value: serde_json::Value) -> Result<(), StateError> {
+    fn context_patch(
+        &self,
+        user_pubkey: &str,
+        path: &str,
+        value: serde_json::Value,
+    ) -> Result<(), StateError> {
         self.store.context_patch(user_pubkey, path, value)
     }
 
@@ -399,7 +480,8 @@ mod tests {
         assert_eq!(c.max_pending_captures, 25);
         assert_eq!(c.session_ttl_seconds, 86_400);
         assert_eq!(c.pending_ttl_seconds, 60);
-        let c = LoopAgentConfig::from_lookup(|n| (n == "EDGESTATE_PATH").then(|| "/x/y.db".to_owned()));
+        let c =
+            LoopAgentConfig::from_lookup(|n| (n == "EDGESTATE_PATH").then(|| "/x/y.db".to_owned()));
         assert_eq!(c.path, PathBuf::from("/x/y.db"));
     }
 }

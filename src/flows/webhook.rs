@@ -86,7 +86,10 @@ impl WriteTx {
             return Ok(WebhookOutcome::UnknownCard);
         };
         let user = card.user_pubkey;
-        match self.dedup().claim(&webhook.txn_id, &user, webhook.amount_cents)? {
+        match self
+            .dedup()
+            .claim(&webhook.txn_id, &user, webhook.amount_cents)?
+        {
             Claim::Duplicate(first) => return Ok(WebhookOutcome::Duplicate(first)),
             Claim::New => {}
         }
@@ -104,13 +107,19 @@ impl WriteTx {
             expires_at: now_s.saturating_add(ttl_s),
         };
         let pending = self.pending().add(&user, &capture)?;
-        let merchant = webhook.merchant_name.as_deref().unwrap_or(&webhook.merchant_id);
+        let merchant = webhook
+            .merchant_name
+            .as_deref()
+            .unwrap_or(&webhook.merchant_id);
         let ctx = self.contexts().push_event(
             &user,
             ContextEvent {
                 event_type: CAPTURE_EVENT_TYPE.to_owned(),
                 timestamp: now_s,
-                summary: format!("{} cents at {merchant} (txn {})", webhook.amount_cents, webhook.txn_id),
+                summary: format!(
+                    "{} cents at {merchant} (txn {})",
+                    webhook.amount_cents, webhook.txn_id
+                ),
                 amount: Some(webhook.amount_cents),
             },
         )?;
