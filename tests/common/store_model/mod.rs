@@ -1,6 +1,6 @@
 //! A model of the WHOLE store, for model-based tests, fuzzing and crash harnesses.
 //!
-//! - [`Op`] ([`ops`]): every public record family (KV, blobs, contexts, cards, dedup,
+//! - [`Op`] ([`ops`], decoded from choices by [`decode_op`]): every public record family (KV, blobs, contexts, cards, dedup,
 //!   idempotency, sessions, location, pending, snapshots and working memory, the
 //!   payment webhook) plus sweeps, multi-op transactions (committed or failing), clock
 //!   jumps and reopen. Keys come from small alphabets so that operations collide.
@@ -20,6 +20,7 @@
 
 #![allow(dead_code)] // each includer uses a subset
 
+pub mod decode;
 pub mod model;
 pub mod ops;
 pub mod run;
@@ -34,8 +35,9 @@ use edgestate::{
     StoreBuilder, UserContext, WebhookOutcome,
 };
 
+pub use decode::{decode_op, Choices};
 pub use model::Model;
-pub use ops::{decode_op, observation_ops, Choices, Op};
+pub use ops::{observation_ops, Op};
 pub use run::run;
 
 /// The clock's start: a whole second, so session expiries (whole seconds) line up.
