@@ -452,6 +452,8 @@ fn events(op: &Op, outcome: &Outcome) -> Vec<&'static str> {
         (Op::Sweep { limit }, Outcome::Count(n)) if n == limit => out.push("sweep hit its limit"),
         (Op::Sweep { .. }, Outcome::Count(n)) if *n > 0 => out.push("sweep removed"),
         (Op::Reopen, _) => out.push("reopened"),
+        (Op::ReopenAfterDrop, _) => out.push("reopened after drop"),
+        (Op::SweepAll { .. }, Outcome::Count(n)) if *n > 0 => out.push("sweep all removed"),
         _ => {}
     }
     out
@@ -502,6 +504,8 @@ fn the_generator_reaches_every_interesting_case() {
         "sweep hit its limit",
         "sweep removed",
         "reopened",
+        "reopened after drop",
+        "sweep all removed",
     ];
     let mut seen: std::collections::BTreeMap<&str, usize> = Default::default();
     let mut rng = Lcg(0x5eed);

@@ -230,6 +230,9 @@ const DATA_OPS: &[(usize, Gen)] = &[
 /// Store-level ops, with weights.
 const STORE_OPS: &[(usize, Gen)] = &[
     (1, |_| Op::Stats),
+    (1, |c| Op::SweepAll {
+        batch: one(c, &[0, 1, 3]),
+    }),
     (3, |c| Op::Sweep {
         limit: one(c, &[1, 2, 5, 100]),
     }),
@@ -238,7 +241,8 @@ const STORE_OPS: &[(usize, Gen)] = &[
         let ops = (0..n).map(|_| pick_from(c, DATA_OPS)).collect();
         Op::Batch { ops, fail: flag(c) }
     }),
-    (2, |c| Op::ByteSet {
+    // Often enough that the namespace fills up to its limit.
+    (4, |c| Op::ByteSet {
         key: idx(c, 5),
         value: c.pick(256) as u8,
     }),
@@ -249,6 +253,7 @@ const STORE_OPS: &[(usize, Gen)] = &[
         ms: one(c, &[1, 10, 300, 1_000]),
     }),
     (1, |_| Op::Reopen),
+    (1, |_| Op::ReopenAfterDrop),
 ];
 
 fn pick_from(c: &mut dyn Choices, table: &[(usize, Gen)]) -> Op {

@@ -270,6 +270,13 @@ impl Sut {
                 }
                 Outcome::Unit
             }
+            Op::ReopenAfterDrop => {
+                if let Some(path) = &self.path {
+                    drop(self.store.take());
+                    self.store = Some(Self::open(&self.clock, path));
+                }
+                Outcome::Unit
+            }
             _ => run(self.store(), op),
         }
     }

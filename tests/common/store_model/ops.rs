@@ -337,6 +337,10 @@ pub enum Op {
     Sweep {
         limit: usize,
     },
+    /// `sweep_all_expired(batch)`.
+    SweepAll {
+        batch: usize,
+    },
     /// Data ops in one `Store::write`; with `fail` the closure then returns an error, so
     /// nothing of it may remain.
     Batch {
@@ -353,6 +357,9 @@ pub enum Op {
     },
     /// Close the store and open the same file again (a no-op for in-memory stores).
     Reopen,
+    /// Drop the last handle without `close` and open the file again (a no-op for
+    /// in-memory stores).
+    ReopenAfterDrop,
 }
 
 impl Op {

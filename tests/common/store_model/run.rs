@@ -310,6 +310,7 @@ pub fn run(store: &Store, op: &Op) -> Outcome {
             )
         }),
         Op::Sweep { limit } => out(store.sweep_expired(*limit), Outcome::Count),
+        Op::SweepAll { batch } => out(store.sweep_all_expired(*batch), Outcome::Count),
         Op::ByteSet { key, value } => {
             let bytes = edgestate::ByteStore::new(store.clone(), BYTE_NS)
                 .expect("namespace")
@@ -332,7 +333,7 @@ pub fn run(store: &Store, op: &Op) -> Outcome {
                 Err(BatchEnd::Store(e)) => Outcome::Err(e.into()),
             }
         }
-        Op::Advance { .. } | Op::Rewind { .. } | Op::Reopen => {
+        Op::Advance { .. } | Op::Rewind { .. } | Op::Reopen | Op::ReopenAfterDrop => {
             panic!("{op:?} is not a store call; use Sut::step")
         }
         data => data_op!(store, edgestate::Clock::now_ms(&**store.clock()), data),

@@ -214,6 +214,7 @@ impl Model {
 
             Op::Stats => Outcome::Stats(self.physical_counts()),
             Op::Sweep { limit } => Outcome::Count(self.sweep(*limit)),
+            Op::SweepAll { .. } => Outcome::Count(self.sweep(usize::MAX)),
             Op::Batch { ops, fail } => {
                 let mut scratch = self.clone();
                 let outcomes = ops.iter().map(|op| scratch.apply(op)).collect();
@@ -232,7 +233,7 @@ impl Model {
                 self.now = self.now.saturating_sub(*ms);
                 Outcome::Unit
             }
-            Op::Reopen => Outcome::Unit,
+            Op::Reopen | Op::ReopenAfterDrop => Outcome::Unit,
         }
     }
 
