@@ -1,15 +1,17 @@
 //! A model of the WHOLE store, for model-based tests, fuzzing and crash harnesses.
 //!
-//! - [`Op`] ([`ops`], decoded from choices by [`decode_op`]): every public record family (KV, blobs, contexts, cards, dedup,
-//!   idempotency, sessions, location, pending, snapshots and working memory, the
-//!   payment webhook) plus sweeps, multi-op transactions (committed or failing), clock
-//!   jumps and reopen. Keys come from small alphabets so that operations collide.
+//! - [`Op`] ([`ops`]; [`decode_op`] decodes one from a stream of choices): every public
+//!   record family (KV, blobs, byte store, contexts, cards, dedup, idempotency, sessions,
+//!   location, pending, snapshots and working memory, the payment webhook) plus sweeps,
+//!   multi-op transactions (committed or failing), clock jumps forward and back, and
+//!   reopen (after `close` or after dropping the handle). Keys come from small alphabets
+//!   so that operations collide.
 //! - [`Model`] ([`model`]): a plain in-memory re-implementation of the documented
 //!   semantics. It holds the PHYSICAL records: an expired record stays (invisible to
 //!   reads) until a sweep, an eviction or an overwrite removes it, as in the file.
 //!   `Model::apply(&Op) -> Outcome`.
-//! - [`run`] ([`run`](mod@run)): the same op on a real store, `run(&Store, &Op) -> Outcome`;
-//!   [`Sut`] adds the clock and reopen.
+//! - [`run`](run()): the same op on a real store, `run(&Store, &Op) -> Outcome`; [`Sut`]
+//!   adds the clock and reopen.
 //! - [`check_run`]: applies ops to both, requiring equal outcomes after every step and an
 //!   equal full observation ([`observation_ops`]: every key of every alphabet, every
 //!   list, and the physical record count of every table) after every `observe_every`
@@ -216,7 +218,7 @@ pub struct Sut {
 }
 
 impl Sut {
-    /// An in-memory store; `Reopen` is a no-op.
+    /// An in-memory store; the reopen ops are no-ops.
     pub fn in_memory() -> Sut {
         let clock = ManualClock::new(T0_MS);
         let store = builder(&clock).in_memory().expect("in-memory store");
@@ -227,8 +229,8 @@ impl Sut {
         }
     }
 
-    /// A file store at `path` with relaxed durability: closing syncs, so `Reopen` still
-    /// finds every commit, and no commit pays an fsync.
+    /// A file store at `path` with relaxed durability: no commit pays an fsync, and the
+    /// reopen ops check that closing (or dropping) the last handle keeps every commit.
     pub fn file(path: PathBuf) -> Sut {
         let clock = ManualClock::new(T0_MS);
         let store = Self::open(&clock, &path);
