@@ -1,0 +1,197 @@
+//! The model: a plain in-memory re-implementation of the workload's effects, holding
+//! the physical records (expired ones included until swept), and the flat rendering
+//! that both the model and a real store are reduced to for comparison.
+
+use std::collections::BTreeMap;
+
+use edgestate::Expect;
+
+use crate::rng::fnv;
+use crate::workload::{bump_value, Counter, Op, Step, CONFLICTS, TYPED_NS};
+
+/// Namespace and key of the cursor record: the number of ops the state reflects.
+pub const HARNESS_NS: &str = "harness";
+pub const CURSOR_KEY: &str = "cursor";
+
+/// A store state reduced to comparable lines: (table, key) -> (rendering, expiry).
+pub type Flat = BTreeMap<(&'static str, String), Line>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub render: String,
+    pub expires_at_ms: Option<u64>,
+}
+
+/// How a KV record is rendered, on both sides.
+pub fn kv_line(value: &[u8], version: u64, expires_at_ms: Option<u64>) -> Line {
+    Line {
+        render: format!("v{version} len {} fnv {:016x}", value.len(), fnv(value)),
+        expires_at_ms,
+    }
+}
+
+pub fn kv_key(ns: &str, key: &str) -> (&'static str, String) {
+    ("kv", format!("{ns}/{key}"))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rec {
+    value: Vec<u8>,
+    version: u64,
+    expires_at: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Model {
+    /// Ops applied so far.
+    pub cursor: u64,
+    kv: BTreeMap<(String, String), Rec>,
+}
+
+fn expiry(now: u64, ttl_ms: Option<u64>) -> Option<u64> {
+    ttl_ms.map(|t| now + t)
+}
+
+impl Model {
+    fn live(&self, ns: &str, key: &str, now: u64) -> Option<&Rec> {
+        self.kv
+            .get(&(ns.to_owned(), key.to_owned()))
+            .filter(|r| r.expires_at.is_none_or(|at| now < at))
+    }
+
+    fn put(&mut self, ns: &str, key: &str, value: Vec<u8>, expires_at: Option<u64>, now: u64) {
+        let version = self.live(ns, key, now).map_or(1, |r| r.version + 1);
+        self.kv.insert(
+            (ns.to_owned(), key.to_owned()),
+            Rec {
+                value,
+                version,
+                expires_at,
+            },
+        );
+    }
+
+    fn remove(&mut self, ns: &str, key: &str) {
+        self.kv.remove(&(ns.to_owned(), key.to_owned()));
+    }
+
+    fn bump(&mut self, ns: &str, key: &str, ttl_ms: Option<u64>, now: u64) {
+        let current = self.live(ns, key, now).map(|r| r.value.clone());
+        match bump_value(current.as_deref()) {
+            Some(v) => self.put(ns, key, v, expiry(now, ttl_ms), now),
+            None => self.remove(ns, key),
+        }
+    }
+
+    fn step(&mut self, step: &Step, op_index: u64, now: u64) {
+        match step {
+            Step::Put {
+                ns,
+                key,
+                value,
+                ttl_ms,
+            } => self.put(ns, key, value.clone(), expiry(now, *ttl_ms), now),
+            Step::PutIf {
+                ns,
+                key,
+                value,
+                expect,
+                ttl_ms,
+            } => {
+                let live = self.live(ns, key, now).map(|r| r.version);
+                let ok = match expect {
+                    Expect::Any => true,
+                    Expect::Absent => live.is_none(),
+                    Expect::Version(v) => live == Some(*v),
+                };
+                if ok {
+                    self.put(ns, key, value.clone(), expiry(now, *ttl_ms), now);
+                } else {
+                    self.bump(CONFLICTS.0, CONFLICTS.1, None, now);
+                }
+            }
+            Step::Bump { ns, key, ttl_ms } => self.bump(ns, key, *ttl_ms, now),
+            Step::TypedBump { key, ttl_ms } => {
+                let current: Option<Counter> = self
+                    .live(TYPED_NS, key, now)
+                    .map(|r| postcard::from_bytes(&r.value).expect("model counter"));
+                let next = Counter {
+                    n: current.map_or(1, |c| c.n + 1),
+                    last_op: op_index,
+                };
+                let bytes = postcard::to_allocvec(&next).expect("encode counter");
+                self.put(TYPED_NS, key, bytes, expiry(now, *ttl_ms), now);
+            }
+            Step::Delete { ns, key } => self.remove(ns, key),
+            Step::DeletePrefix { ns, prefix } => self
+                .kv
+                .retain(|(n, k), _| !(n == ns && k.starts_with(prefix))),
+        }
+    }
+
+    /// Removes every record due at `now`, as a complete sweep does.
+    pub fn sweep_all(&mut self, now: u64) {
+        self.kv
+            .retain(|_, r| r.expires_at.is_none_or(|at| at > now));
+    }
+
+    /// Applies op `i` (run at clock `now`) and moves the cursor past it.
+    pub fn apply(&mut self, op: &Op, i: u64, now: u64) {
+        assert_eq!(i, self.cursor, "ops are applied in order");
+        match op {
+            Op::Tx(steps) => {
+                for s in steps {
+                    self.step(s, i, now);
+                }
+            }
+            Op::Doomed(_) => {}
+            Op::Sweep | Op::SweepBatched { .. } => self.sweep_all(now),
+        }
+        self.cursor = i + 1;
+    }
+
+    /// The state as flat lines, the cursor record included.
+    pub fn flat(&self) -> Flat {
+        let mut out = Flat::new();
+        for ((ns, key), r) in &self.kv {
+            out.insert(kv_key(ns, key), kv_line(&r.value, r.version, r.expires_at));
+        }
+        if self.cursor > 0 {
+            out.insert(
+                kv_key(HARNESS_NS, CURSOR_KEY),
+                kv_line(&self.cursor.to_le_bytes(), self.cursor, None),
+            );
+        }
+        out
+    }
+}
+
+/// Whether `store` is `model` minus some records already due at `now`: what a crash
+/// in the middle of a sweep may leave.
+pub fn is_partial_sweep(store: &Flat, model: &Flat, now: u64) -> bool {
+    store.iter().all(|(k, line)| model.get(k) == Some(line))
+        && model.iter().all(|(k, line)| {
+            store.contains_key(k) || line.expires_at_ms.is_some_and(|at| at <= now)
+        })
+}
+
+/// A short description of how two flat states differ.
+pub fn diff(store: &Flat, model: &Flat) -> String {
+    let mut out = Vec::new();
+    for (k, line) in store {
+        match model.get(k) {
+            None => out.push(format!("  extra in store: {k:?} {line:?}")),
+            Some(m) if m != line => {
+                out.push(format!("  differs: {k:?} store {line:?} model {m:?}"))
+            }
+            Some(_) => {}
+        }
+    }
+    for (k, line) in model {
+        if !store.contains_key(k) {
+            out.push(format!("  missing from store: {k:?} {line:?}"));
+        }
+    }
+    out.truncate(20);
+    out.join("\n")
+}
