@@ -201,8 +201,9 @@ impl std::fmt::Display for SessionRefusal {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// Builds an [`Error::InvalidInput`].
-    pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+    /// Builds an [`Error::InvalidInput`]; also for callers whose update closures refuse
+    /// a value.
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::InvalidInput {
             field: field.into(),
             reason: reason.into(),

@@ -48,7 +48,9 @@
 
 mod clock;
 pub mod codec;
+pub mod compat;
 mod error;
+pub mod flows;
 pub mod limits;
 mod schema;
 mod store;
@@ -58,8 +60,29 @@ mod txn;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result, SessionRefusal};
+pub use flows::webhook::{PaymentWebhook, WebhookOutcome};
 pub use schema::SCHEMA_VERSION;
 pub use store::{Durability, Store, StoreBuilder, StoreConfig, StoreStats, TableStats};
+pub use tables::blobs::{
+    Blobs, BlobsRead, BlobsTx, ByteStore, FillStore, OrderStore, PrefixStore, BLOB_NAMESPACE,
+};
+pub use tables::cards::{CardMapping, Cards, CardsRead, CardsTx, LinkOutcome};
+pub use tables::contexts::{
+    ContextBatch, ContextEvent, Contexts, ContextsRead, ContextsTx, NotificationPrefs, UserContext,
+    UserPreferences, VaultState,
+};
+pub use tables::dedup::{Claim, Dedup, DedupRead, DedupTx, ProcessedTransaction};
+pub use tables::idempotency::{
+    Begin, Idempotency, IdempotencyRead, IdempotencyRecord, IdempotencyState, IdempotencyTx,
+};
 pub use tables::kv::{Kv, KvEntry, KvRead, KvTx};
+pub use tables::location::{CurrentMerchant, LocationCache, LocationCacheRead, LocationCacheTx};
+pub use tables::pending::{
+    Pending, PendingCapture, PendingEntry, PendingId, PendingLocation, PendingRead, PendingTx,
+};
+pub use tables::sessions::{SessionKeyData, Sessions, SessionsRead, SessionsTx};
+pub use tables::snapshots::{
+    ExecutionCleanup, ExecutionSnapshot, ExecutionState, Snapshots, SnapshotsRead, SnapshotsTx,
+};
 pub use tables::{Expect, Versioned};
 pub use txn::{ReadTx, WriteTx};

@@ -53,14 +53,19 @@ pub(crate) fn from_json<T: DeserializeOwned>(
     })
 }
 
-/// A `serde(with)` adapter that stores a `serde_json::Value` (or a map of them) as JSON
-/// text, because postcard is not self-describing and cannot deserialize `Value` directly.
+/// A `serde(with)` adapter for `serde_json::Value` fields (or maps of them). Postcard is
+/// not self-describing and cannot deserialize `Value`, so in binary formats the value is
+/// stored as JSON text; in human-readable formats (serde_json itself) it stays a plain
+/// JSON value, so the types still serialize to the JSON users expect.
 pub mod json_text {
     use serde::de::{DeserializeOwned, Error as _};
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    /// Serializes `value` as a JSON string.
+    /// Serializes `value` as JSON text (binary formats) or as itself (human-readable).
     pub fn serialize<T: Serialize, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            return value.serialize(s);
+        }
         let text = serde_json::to_string(value).map_err(serde::ser::Error::custom)?;
         s.serialize_str(&text)
     }
@@ -69,6 +74,9 @@ pub mod json_text {
     pub fn deserialize<'de, T: DeserializeOwned, D: Deserializer<'de>>(
         d: D,
     ) -> Result<T, D::Error> {
+        if d.is_human_readable() {
+            return T::deserialize(d);
+        }
         let text = String::deserialize(d)?;
         serde_json::from_str(&text).map_err(D::Error::custom)
     }

@@ -140,6 +140,18 @@ impl StoreBuilder {
         self
     }
 
+    /// Lease of an in-progress idempotency record (default 30 seconds).
+    pub fn idempotency_lease(mut self, lease: Duration) -> Self {
+        self.config.idempotency_lease = lease;
+        self
+    }
+
+    /// TTL of a completed idempotency record (default 24 hours).
+    pub fn idempotency_ttl(mut self, ttl: Duration) -> Self {
+        self.config.idempotency_ttl = ttl;
+        self
+    }
+
     /// Verify every page checksum when opening a file (default on). Opening is the
     /// restore path after a crash, and redb can panic on a damaged file opened without
     /// this check; it costs about 15 ms per 32 MiB. Turn it off only for files you

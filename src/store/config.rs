@@ -12,7 +12,8 @@ pub enum Durability {
     /// Commits return before they are synced. A crash (or power loss) rolls the file back
     /// to the last synced commit: everything acknowledged since the last
     /// [`crate::Store::flush`] or `Immediate` commit may be lost, never half of a
-    /// transaction. The file is always consistent.
+    /// transaction. The file is always consistent. Closing or dropping the last handle
+    /// syncs what is pending.
     Relaxed,
 }
 

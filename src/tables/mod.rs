@@ -15,6 +15,12 @@ pub mod snapshots;
 
 use crate::error::{Error, Result};
 
+/// Milliseconds since the epoch as the seeds' `i64` Unix seconds (the unit of their
+/// `updated_at`, `linked_at` and `processed_at` fields).
+pub(crate) fn unix_seconds(now_ms: u64) -> i64 {
+    i64::try_from(now_ms / 1000).unwrap_or(i64::MAX)
+}
+
 /// What a conditional write expects to find.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Expect {

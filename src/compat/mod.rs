@@ -1,0 +1,16 @@
+//! The seeds' trait shapes and method names, so code written against them ports by
+//! changing its constructor. Each module says what differs and why (the seeds' bugs are
+//! fixed, not copied).
+//!
+//! | seed | here |
+//! |---|---|
+//! | agent SDK `StateStore` + DynamoDB store | [`loop_agent`] |
+//! | agent runtime snapshot/working-memory store | [`agent_runtime`] |
+//! | solver key/value store + typed wrappers | [`solver`] |
+//! | trading framework `rustrade_core::StateStore` | `rustrade` (cargo feature `rustrade`) |
+
+pub mod agent_runtime;
+pub mod loop_agent;
+#[cfg(feature = "rustrade")]
+pub mod rustrade;
+pub mod solver;

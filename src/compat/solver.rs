@@ -1,0 +1,62 @@
+//! The solver seed's key/value store shape (`get / set / delete / list / batch_get` over
+//! bytes), synchronous, implemented by [`ByteStore`]. The typed wrappers `OrderStore`
+//! and `FillStore` live beside `ByteStore` in [`blobs`](crate::tables::blobs).
+//!
+//! The seed's trait is async; to plug edgestate into code that needs it, implement it
+//! on a newtype around [`ByteStore`] and forward through `tokio::task::spawn_blocking`.
+//! Differences: `delete` reports whether a live value was removed, `set` can refuse a
+//! new key when `max_items` is reached (the seed left the policy to each backend), and
+//! every write is durable and atomic where the seed's file backend synced on a timer.
+
+use crate::error::Result;
+use crate::tables::blobs::ByteStore;
+
+/// The seed's byte store methods.
+///
+/// ```
+/// use edgestate::compat::solver::SolverStateStore;
+/// use edgestate::tables::blobs::ByteStore;
+/// use edgestate::Store;
+///
+/// # fn main() -> edgestate::Result<()> {
+/// let solver = ByteStore::new(Store::in_memory()?, "solver")?;
+/// SolverStateStore::set(&solver, "fill:o1:0xabc", b"settled")?;
+/// assert_eq!(SolverStateStore::list(&solver, "fill:o1:")?, vec!["fill:o1:0xabc"]);
+/// # Ok(())
+/// # }
+/// ```
+pub trait SolverStateStore {
+    /// The value under `key`, `None` if absent or expired.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Stores `value` under `key`.
+    fn set(&self, key: &str, value: &[u8]) -> Result<()>;
+    /// Removes `key`; whether a live value was removed.
+    fn delete(&self, key: &str) -> Result<bool>;
+    /// Keys starting with `prefix`, in key order.
+    fn list(&self, prefix: &str) -> Result<Vec<String>>;
+    /// Values of `keys` from one snapshot, in order.
+    fn batch_get(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>>;
+}
+
+impl SolverStateStore for ByteStore {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        ByteStore::get(self, key)
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<()> {
+        ByteStore::set(self, key, value)
+    }
+
+    fn delete(&self, key: &str) -> Result<bool> {
+        ByteStore::delete(self, key)
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        ByteStore::list(self, prefix)
+    }
+
+    fn batch_get(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>> {
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        ByteStore::batch_get(self, &keys)
+    }
+}

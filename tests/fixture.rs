@@ -1,0 +1,240 @@
+//! A store file written by schema version 1, checked in under `tests/fixtures/`. Opening
+//! it and reading known values from every table makes any accidental change of the
+//! on-disk format (table layouts, envelope, postcard bodies) fail a test.
+//!
+//! Regenerate only on purpose (with a schema version bump and a migration):
+//! `cargo test --test fixture -- --ignored regenerate`
+
+#![allow(clippy::unwrap_used)] // tests state their expectations by unwrapping
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use edgestate::tables::snapshots::{ExecutionSnapshot, ExecutionState};
+use edgestate::{
+    ByteStore, ContextEvent, Error, ManualClock, PaymentWebhook, PendingCapture, SessionKeyData,
+    Store, Versioned,
+};
+use serde_json::json;
+
+const T0_MS: u64 = 1_750_000_000_000;
+const T0_S: i64 = 1_750_000_000;
+
+fn fixture_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema-v1.edgestate")
+}
+
+fn write_fixture(store: &Store) -> Result<(), Error> {
+    store.kv().put("ns", "bytes", b"raw bytes", None)?;
+    store.kv().put("ns", "bytes", b"raw bytes v2", None)?;
+    store.kv().put(
+        "ns",
+        "ttl",
+        b"expires in a year",
+        Some(Duration::from_secs(365 * 86_400)),
+    )?;
+    store
+        .kv()
+        .put_value("ns", "typed", &(42u64, "answer".to_owned()), None)?;
+    store
+        .kv()
+        .put_json("ns", "json", &json!({"a": [1, 2, {"b": null}]}), None)?;
+    store.cards().link("fp_1", "alice", "4242")?;
+    store.cards().link("fp_2", "alice", "1111")?;
+    store.contexts().get_or_init("alice")?;
+    store
+        .contexts()
+        .patch("alice", "preferences.risk_tolerance", json!("aggressive"))?;
+    store
+        .contexts()
+        .patch("alice", "agent_memory.goal", json!({"save": 100}))?;
+    store.process_webhook(&PaymentWebhook {
+        txn_id: "txn_1".into(),
+        card_fingerprint: "fp_1".into(),
+        amount_cents: 1250,
+        merchant_id: "m_cafe".into(),
+        merchant_name: Some("Cafe".into()),
+        proof_data: None,
+        proof_type: None,
+        location: Some(edgestate::PendingLocation {
+            latitude: 51.5,
+            longitude: -0.12,
+            accuracy_m: 5.0,
+        }),
+    })?;
+    store.contexts().push_event(
+        "alice",
+        ContextEvent {
+            event_type: "note".into(),
+            timestamp: T0_S,
+            summary: "hello".into(),
+            amount: None,
+        },
+    )?;
+    store.sessions().store_session(
+        "alice",
+        &SessionKeyData {
+            key_pubkey: "sk".into(),
+            vault_pubkey: "vault".into(),
+            scopes: vec!["stake".into()],
+            expires_at: T0_S + 3_600,
+            created_at: T0_S,
+            max_actions: 5,
+            actions_used: 1,
+        },
+    )?;
+    store.location().cache_current_merchant("alice", "m_cafe")?;
+    store.pending().add(
+        "bob",
+        &PendingCapture {
+            merchant_id: "m_book".into(),
+            merchant_name: None,
+            amount_cents: 999,
+            card_last4: None,
+            proof_data: Some("p".into()),
+            proof_type: Some("qr".into()),
+            location: None,
+            created_at: T0_S,
+            expires_at: T0_S + 100,
+        },
+    )?;
+    let mut snapshot =
+        ExecutionSnapshot::new("exec_1", "tenant_a", ExecutionState::new("running"), 7);
+    snapshot.timestamp_ms = T0_MS;
+    snapshot.variables.insert("goal".into(), json!("ship"));
+    store.snapshots().save(&snapshot)?;
+    store.snapshots().set_memory(
+        "exec_1",
+        "scratch",
+        b"notes",
+        Some(Duration::from_secs(3_600)),
+    )?;
+    store
+        .blobs()
+        .save("bot/BTCUSDT", &json!({"halted": true}))?;
+    ByteStore::new(store.clone(), "solver")?.set("order:x:1", b"open")?;
+    store.idempotency().begin("req_1", b"payload-hash")?;
+    store
+        .idempotency()
+        .complete("req_1", b"payload-hash", b"result")?;
+    Ok(())
+}
+
+#[test]
+#[ignore = "rewrites the checked-in fixture"]
+fn regenerate() {
+    let path = fixture_path();
+    let _ = std::fs::remove_file(&path);
+    let store = Store::builder()
+        .clock(ManualClock::new(T0_MS))
+        .open(&path)
+        .unwrap();
+    write_fixture(&store).unwrap();
+    store.close().unwrap();
+}
+
+#[test]
+fn schema_v1_fixture_opens_and_reads_known_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("copy.edgestate");
+    std::fs::copy(fixture_path(), &copy).unwrap();
+    let store = Store::builder()
+        .clock(ManualClock::new(T0_MS + 1_000))
+        .open(&copy)
+        .unwrap();
+    assert_eq!(store.stats().unwrap().schema_version, 1);
+
+    let bytes = store.kv().get("ns", "bytes").unwrap().unwrap();
+    assert_eq!(
+        (bytes.value.as_slice(), bytes.version),
+        (&b"raw bytes v2"[..], 2)
+    );
+    assert_eq!(
+        store.kv().get("ns", "ttl").unwrap().unwrap().expires_at_ms,
+        Some(T0_MS + 365 * 86_400_000)
+    );
+    let typed: Versioned<(u64, String)> = store.kv().get_value("ns", "typed").unwrap().unwrap();
+    assert_eq!(typed.value, (42, "answer".to_owned()));
+    let j: Versioned<serde_json::Value> = store.kv().get_value("ns", "json").unwrap().unwrap();
+    assert_eq!(j.value, json!({"a": [1, 2, {"b": null}]}));
+
+    let cards = store.cards().user_cards("alice").unwrap();
+    assert_eq!(
+        cards
+            .iter()
+            .map(|c| c.fingerprint.as_str())
+            .collect::<Vec<_>>(),
+        ["fp_1", "fp_2"]
+    );
+    let ctx = store.contexts().fetch("alice").unwrap().unwrap();
+    assert_eq!(ctx.version, 5);
+    assert_eq!(ctx.preferences.risk_tolerance, "aggressive");
+    assert_eq!(ctx.agent_memory["goal"], json!({"save": 100}));
+    assert_eq!(
+        ctx.recent_events
+            .iter()
+            .map(|e| e.event_type.as_str())
+            .collect::<Vec<_>>(),
+        ["note", "capture_pending"]
+    );
+    let claim = store.dedup().get("txn_1").unwrap().unwrap();
+    assert_eq!((claim.user_pubkey.as_str(), claim.amount), ("alice", 1250));
+    let alice_pending = store.pending().list("alice").unwrap();
+    assert_eq!(alice_pending[0].capture.location.unwrap().latitude, 51.5);
+    assert_eq!(
+        store.pending().list("bob").unwrap()[0]
+            .capture
+            .proof_type
+            .as_deref(),
+        Some("qr")
+    );
+    assert_eq!(
+        store
+            .sessions()
+            .get_session("alice")
+            .unwrap()
+            .unwrap()
+            .actions_used,
+        1
+    );
+    assert_eq!(
+        store
+            .location()
+            .current_merchant_id("alice")
+            .unwrap()
+            .as_deref(),
+        Some("m_cafe")
+    );
+    let snap = store.snapshots().load("exec_1").unwrap().unwrap();
+    assert_eq!(
+        (snap.sequence_number, snap.variables["goal"].clone()),
+        (7, json!("ship"))
+    );
+    assert_eq!(
+        store
+            .snapshots()
+            .get_memory("exec_1", "scratch")
+            .unwrap()
+            .as_deref(),
+        Some(&b"notes"[..])
+    );
+    assert_eq!(
+        store.blobs().load("bot/BTCUSDT").unwrap(),
+        Some(json!({"halted": true}))
+    );
+    assert_eq!(
+        ByteStore::new(store.clone(), "solver")
+            .unwrap()
+            .get("order:x:1")
+            .unwrap()
+            .as_deref(),
+        Some(&b"open"[..])
+    );
+    assert!(matches!(
+        store.idempotency().begin("req_1", b"payload-hash").unwrap(),
+        edgestate::Begin::Completed(ref r) if r == b"result"
+    ));
+    // The old file keeps working for writes.
+    store.kv().put("ns", "new", b"x", None).unwrap();
+    assert!(store.check_integrity().unwrap());
+}
