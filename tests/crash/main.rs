@@ -20,7 +20,10 @@
 
 #![allow(clippy::unwrap_used)] // tests state their expectations by unwrapping
 
+mod invariants;
 mod model;
+mod model_tables;
+mod render;
 mod rng;
 mod run;
 mod workload;
@@ -33,10 +36,10 @@ use std::time::{Duration, Instant};
 
 use edgestate::{Durability, ManualClock, Store};
 
-use model::{diff, is_partial_sweep, Flat, Model};
+use model::{diff, is_partial_sweep, Model};
 use rng::Rng;
-use run::{flat_of, read_cursor, run_op};
-use workload::{Workload, T0};
+use run::{dump, read_cursor, run_op};
+use workload::{configure, Workload, T0};
 
 /// Set in a child's environment: `<mode>;<seed>;<max_ops>;<quick_repair>;<path>`.
 const CHILD_ENV: &str = "EDGESTATE_CRASH_CHILD";
@@ -131,7 +134,7 @@ fn child(
         Mode::Immediate => Durability::Immediate,
         Mode::Relaxed { .. } => Durability::Relaxed,
     };
-    let store = Store::builder()
+    let store = configure(Store::builder())
         .clock(clock.clone())
         .durability(durability)
         .quick_repair(quick_repair)
@@ -209,8 +212,14 @@ struct Totals {
     in_flight_landed: u64,
     mid_sweep_states: u64,
     rolled_back: u64,
+    /// Ops the state reflects beyond what the evidence guaranteed (in-flight commits
+    /// that landed; with Relaxed, unflushed commits that survived).
+    beyond_lower_bound: u64,
     deep_checks: u64,
+    records_checked: u64,
     first_ack_us: u64,
+    ops_replayed: u64,
+    coverage: String,
 }
 
 struct Harness {
@@ -240,7 +249,10 @@ impl Harness {
             .unwrap();
         let path = dir.path().join("crash.edgestate");
         let clock = ManualClock::new(T0);
-        let store = Store::builder().clock(clock.clone()).open(&path).unwrap();
+        let store = configure(Store::builder())
+            .clock(clock.clone())
+            .open(&path)
+            .unwrap();
         store.kv().put("parent", "probe", b"0", None).unwrap();
         store.close().unwrap();
         Harness {
@@ -396,7 +408,10 @@ impl Harness {
     }
 
     fn verify(&mut self, ev: Evidence) {
-        let store = match Store::builder().clock(self.clock.clone()).open(&self.path) {
+        let store = match configure(Store::builder())
+            .clock(self.clock.clone())
+            .open(&self.path)
+        {
             Ok(s) => s,
             Err(e) => return self.violation(format!("reopen after kill failed: {e}")),
         };
@@ -429,27 +444,53 @@ impl Harness {
         if c < ev.acked {
             self.totals.rolled_back += ev.acked - c;
         }
+        self.totals.beyond_lower_bound += c - lower;
         while self.model.cursor < c {
             let i = self.model.cursor;
             let now = self.workload.time(i);
             self.model.apply(&self.workload.op(i), i, now);
         }
 
-        let actual = flat_of(&store, &self.clock).unwrap();
-        let expected = self.model.flat();
-        if actual != expected {
+        let now = self.workload.time(c);
+        let dumps = dump(&store, &self.clock, 0).and_then(|physical| {
+            let live = dump(&store, &self.clock, now)?;
+            Ok((physical, live))
+        });
+        let (physical, live) = match dumps {
+            Ok(d) => d,
+            Err(e) => return self.violation(format!("reading the store back failed: {e}")),
+        };
+        let expected = self.model.flat(None);
+        let expected_live = self.model.flat(Some(now));
+        if physical.flat != expected {
             let op = self.workload.op(c);
-            let now = self.workload.time(c);
-            if op.is_sweep() && is_partial_sweep(&actual, &expected, now) {
+            if op.is_sweep() && is_partial_sweep(&physical.flat, &expected, &expected_live) {
                 self.totals.mid_sweep_states += 1;
             } else {
+                let mut shown = format!("{op:?}");
+                shown.truncate(300);
                 return self.violation(format!(
-                    "state at cursor {c} differs from the model (in-flight op {op:?}):\n{}",
-                    diff(&actual, &expected)
+                    "state at cursor {c} differs from the model (in-flight op {shown}):\n{}",
+                    diff(&physical.flat, &expected)
                 ));
             }
         }
-        self.check_counts(&store, &actual);
+        if live.flat != expected_live {
+            return self.violation(format!(
+                "live view at cursor {c} differs from the model:\n{}",
+                diff(&live.flat, &expected_live)
+            ));
+        }
+        let mut broken = invariants::check(&physical, &live, now);
+        broken.extend(invariants::check_counts(
+            &store.stats().unwrap(),
+            &physical.flat,
+            1,
+        ));
+        for b in broken {
+            self.violation(b);
+        }
+        self.totals.records_checked += physical.flat.len() as u64;
 
         // The store takes a durable write, and the parent's own writes survive later kills.
         self.clock.set_ms(self.workload.time(c));
@@ -459,47 +500,20 @@ impl Harness {
             Err(e) => return self.violation(format!("write after reopen failed: {e}")),
         }
         store.close().unwrap();
-        self.deep_check(&actual);
+        self.deep_check(&physical.flat);
         self.verified = c;
-    }
-
-    /// Record counts: the KV table holds the flat lines plus the probe, and the expiry
-    /// index one entry per expiring record.
-    fn check_counts(&mut self, store: &Store, actual: &Flat) {
-        let stats = store.stats().unwrap();
-        let kv_lines = actual.keys().filter(|(t, _)| *t == "kv").count() as u64;
-        let expiring = actual
-            .values()
-            .filter(|l| l.expires_at_ms.is_some())
-            .count() as u64;
-        if stats.records("edgestate.kv") != Some(kv_lines + 1) {
-            self.violation(format!(
-                "edgestate.kv holds {:?} records, want {}",
-                stats.records("edgestate.kv"),
-                kv_lines + 1
-            ));
-        }
-        if stats.records("edgestate.expiry") != Some(expiring) {
-            self.violation(format!(
-                "expiry index holds {:?} entries for {expiring} expiring records",
-                stats.records("edgestate.expiry")
-            ));
-        }
     }
 
     /// On a copy of the file, a sweep far in the future must remove exactly the
     /// expiring records and leave the expiry index empty: every entry points at its
     /// record, and every expiring record has its entry.
-    fn deep_check(&mut self, actual: &Flat) {
+    fn deep_check(&mut self, physical: &render::Flat) {
         self.totals.deep_checks += 1;
         let copy = self.dir.path().join("deep-check.edgestate");
         std::fs::copy(&self.path, &copy).unwrap();
         let clock = ManualClock::new(u64::MAX / 2);
         let store = Store::builder().clock(clock).open(&copy).unwrap();
-        let expiring = actual
-            .values()
-            .filter(|l| l.expires_at_ms.is_some())
-            .count();
+        let expiring = render::expiring(physical) as usize;
         let removed = store.sweep_all_expired(64).unwrap();
         let stats = store.stats().unwrap();
         if removed != expiring || stats.records("edgestate.expiry") != Some(0) {
@@ -527,6 +541,8 @@ impl Harness {
             }
         }
         self.totals.first_ack_us = self.first_ack_us;
+        self.totals.ops_replayed = self.model.cursor;
+        self.totals.coverage = format!("{:?}", self.model.tables.coverage);
         self.totals
     }
 }
@@ -551,10 +567,13 @@ fn report(label: &str, totals: &Totals, seed: u64, started: Instant) {
         totals.violations.len()
     );
     println!(
-        "{label} detail: seed {seed:#x}, children {}, killed before their first ack {} \
+        "{label} detail: seed {seed:#x}, ops {}, children {}, killed before their first ack {} \
          (before open returned {}), clean exits {}, double kills {}, in-flight commits that landed {}, \
-         states left mid-sweep {}, unflushed ops rolled back {}, deep index checks {}, \
+         states left mid-sweep {}, acked ops rolled back {}, ops kept beyond the guarantee {}, \
+         deep index checks {}, \
+         records compared {}, \
          mean spawn-to-first-ack {} us, wall {:.1} s",
+        totals.ops_replayed,
         totals.children,
         totals.killed_before_first_ack,
         totals.killed_before_open_returned,
@@ -563,10 +582,13 @@ fn report(label: &str, totals: &Totals, seed: u64, started: Instant) {
         totals.in_flight_landed,
         totals.mid_sweep_states,
         totals.rolled_back,
+        totals.beyond_lower_bound,
         totals.deep_checks,
+        totals.records_checked,
         totals.first_ack_us,
         started.elapsed().as_secs_f64()
     );
+    println!("{label} coverage: {}", totals.coverage);
     assert!(
         totals.violations.is_empty() && totals.lost == 0,
         "crash harness failed (seed {seed:#x}):\n{}",

@@ -6,33 +6,13 @@ use std::collections::BTreeMap;
 
 use edgestate::Expect;
 
-use crate::rng::fnv;
+use crate::model_tables::Tables;
+use crate::render::{self, Flat};
 use crate::workload::{bump_value, Counter, Op, Step, CONFLICTS, TYPED_NS};
 
 /// Namespace and key of the cursor record: the number of ops the state reflects.
 pub const HARNESS_NS: &str = "harness";
 pub const CURSOR_KEY: &str = "cursor";
-
-/// A store state reduced to comparable lines: (table, key) -> (rendering, expiry).
-pub type Flat = BTreeMap<(&'static str, String), Line>;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Line {
-    pub render: String,
-    pub expires_at_ms: Option<u64>,
-}
-
-/// How a KV record is rendered, on both sides.
-pub fn kv_line(value: &[u8], version: u64, expires_at_ms: Option<u64>) -> Line {
-    Line {
-        render: format!("v{version} len {} fnv {:016x}", value.len(), fnv(value)),
-        expires_at_ms,
-    }
-}
-
-pub fn kv_key(ns: &str, key: &str) -> (&'static str, String) {
-    ("kv", format!("{ns}/{key}"))
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Rec {
@@ -46,6 +26,7 @@ pub struct Model {
     /// Ops applied so far.
     pub cursor: u64,
     kv: BTreeMap<(String, String), Rec>,
+    pub tables: Tables,
 }
 
 fn expiry(now: u64, ttl_ms: Option<u64>) -> Option<u64> {
@@ -126,6 +107,12 @@ impl Model {
             Step::DeletePrefix { ns, prefix } => self
                 .kv
                 .retain(|(n, k), _| !(n == ns && k.starts_with(prefix))),
+            table_step => {
+                assert!(
+                    self.tables.step(table_step, op_index, now),
+                    "{table_step:?}"
+                );
+            }
         }
     }
 
@@ -133,6 +120,7 @@ impl Model {
     pub fn sweep_all(&mut self, now: u64) {
         self.kv
             .retain(|_, r| r.expires_at.is_none_or(|at| at > now));
+        self.tables.sweep_all(now);
     }
 
     /// Applies op `i` (run at clock `now`) and moves the cursor past it.
@@ -150,29 +138,36 @@ impl Model {
         self.cursor = i + 1;
     }
 
-    /// The state as flat lines, the cursor record included.
-    pub fn flat(&self) -> Flat {
+    /// The state as flat lines, the cursor record included: every physical record
+    /// (`at == None`) or the records visible at `at`.
+    pub fn flat(&self, at: Option<u64>) -> Flat {
         let mut out = Flat::new();
         for ((ns, key), r) in &self.kv {
-            out.insert(kv_key(ns, key), kv_line(&r.value, r.version, r.expires_at));
+            if at.is_none_or(|t| r.expires_at.is_none_or(|e| e > t)) {
+                out.extend([render::kv(ns, key, &r.value, r.version, r.expires_at)]);
+            }
         }
         if self.cursor > 0 {
-            out.insert(
-                kv_key(HARNESS_NS, CURSOR_KEY),
-                kv_line(&self.cursor.to_le_bytes(), self.cursor, None),
-            );
+            out.extend([render::kv(
+                HARNESS_NS,
+                CURSOR_KEY,
+                &self.cursor.to_le_bytes(),
+                self.cursor,
+                None,
+            )]);
         }
+        self.tables.render_into(&mut out, at);
         out
     }
 }
 
-/// Whether `store` is `model` minus some records already due at `now`: what a crash
-/// in the middle of a sweep may leave.
-pub fn is_partial_sweep(store: &Flat, model: &Flat, now: u64) -> bool {
+/// Whether `store` is `model` minus some records that `model_live` no longer shows:
+/// what a crash in the middle of a sweep may leave.
+pub fn is_partial_sweep(store: &Flat, model: &Flat, model_live: &Flat) -> bool {
     store.iter().all(|(k, line)| model.get(k) == Some(line))
-        && model.iter().all(|(k, line)| {
-            store.contains_key(k) || line.expires_at_ms.is_some_and(|at| at <= now)
-        })
+        && model
+            .keys()
+            .all(|k| store.contains_key(k) || !model_live.contains_key(k))
 }
 
 /// A short description of how two flat states differ.

@@ -3,10 +3,17 @@
 
 use std::time::Duration;
 
-use edgestate::{Error, ManualClock, Result, Store, WriteTx};
+use edgestate::{
+    CardMapping, Error, ManualClock, PaymentWebhook, PendingEntry, ProcessedTransaction, Result,
+    SessionKeyData, Store, UserContext, WriteTx,
+};
 
-use crate::model::{kv_key, kv_line, Flat, CURSOR_KEY, HARNESS_NS};
-use crate::workload::{bump_value, Counter, Op, Step, BYTE_NS, CONFLICTS, TYPED_NS};
+use crate::model::{CURSOR_KEY, HARNESS_NS};
+use crate::model_tables::{merchant_name, note, session_data};
+use crate::render::{self, Flat};
+use crate::workload::{
+    bump_value, txn_id, Counter, Op, Step, BYTE_NS, CARDS, CONFLICTS, TXN_POOL, TYPED_NS, USERS,
+};
 
 fn ttl(ms: Option<u64>) -> Option<Duration> {
     ms.map(Duration::from_millis)
@@ -70,6 +77,69 @@ fn run_step(tx: &WriteTx, step: &Step, op_index: u64) -> Result<()> {
         Step::DeletePrefix { ns, prefix } => {
             kv.delete_prefix(ns, prefix)?;
         }
+        Step::CardLink {
+            fingerprint,
+            user,
+            last4,
+        } => {
+            tx.cards().link(fingerprint, user, last4)?;
+        }
+        Step::CardUnlink { fingerprint } => {
+            tx.cards().unlink(fingerprint)?;
+        }
+        Step::Webhook {
+            txn,
+            fingerprint,
+            amount_cents,
+            merchant,
+            named,
+        } => {
+            let id = txn_id(*txn);
+            tx.process_webhook(&PaymentWebhook {
+                txn_id: id.clone(),
+                card_fingerprint: (*fingerprint).to_owned(),
+                amount_cents: *amount_cents,
+                merchant_id: (*merchant).to_owned(),
+                merchant_name: named.then(|| merchant_name(merchant)),
+                proof_data: Some(id),
+                proof_type: Some("receipt".to_owned()),
+                location: None,
+            })?;
+        }
+        Step::ContextNote { user } => {
+            tx.contexts()
+                .push_event(user, note(op_index, tx.now_ms()))?;
+        }
+        Step::ContextPatch { user, balance } => {
+            match tx
+                .contexts()
+                .patch(user, "vault.cred_balance", serde_json::json!(balance))
+            {
+                Ok(_) | Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Step::PendingTake { user } => {
+            let oldest = tx.pending().list(user)?.last().map(|e| e.seq);
+            if let Some(seq) = oldest {
+                tx.pending().remove(user, seq)?;
+            }
+        }
+        Step::SessionStore {
+            user,
+            lifetime_s,
+            max_actions,
+        } => {
+            let data = session_data(user, op_index, *lifetime_s, *max_actions, tx.now_ms());
+            tx.sessions().store_session(user, &data)?;
+        }
+        Step::SessionUse { user } => match tx.sessions().use_action(user) {
+            Ok(_) | Err(Error::SessionRefused { .. }) => {}
+            Err(e) => return Err(e),
+        },
+        Step::SessionInvalidate { user } => {
+            tx.sessions().invalidate(user)?;
+        }
     }
     Ok(())
 }
@@ -122,20 +192,66 @@ pub fn run_op(store: &Store, op: &Op, i: u64) -> Result<()> {
     store.write(|tx| write_cursor(tx, i + 1))
 }
 
-/// Every physical record (expired ones included) as flat lines, from one snapshot.
-/// Moves `clock` to 0 for the read, so nothing reads as expired.
-pub fn flat_of(store: &Store, clock: &ManualClock) -> Result<Flat> {
-    clock.set_ms(0);
+/// What a store holds, as typed records (for invariants) and flat lines (to compare
+/// with the model).
+#[derive(Debug, Default)]
+pub struct Dump {
+    pub flat: Flat,
+    pub cards: Vec<CardMapping>,
+    /// Each user's cards by the reverse index.
+    pub user_cards: Vec<(String, Vec<CardMapping>)>,
+    pub claims: Vec<ProcessedTransaction>,
+    pub contexts: Vec<UserContext>,
+    pub sessions: Vec<(String, SessionKeyData)>,
+    /// Each user's pending captures, newest first.
+    pub pending: Vec<(String, Vec<PendingEntry>)>,
+}
+
+/// Everything visible at `at` (0: every physical record, since nothing has expired at
+/// the epoch), from one snapshot. Moves `clock` to `at`.
+pub fn dump(store: &Store, clock: &ManualClock, at: u64) -> Result<Dump> {
+    clock.set_ms(at);
     store.read(|tx| {
-        let mut out = Flat::new();
+        let mut d = Dump::default();
         for ns in BYTE_NS.iter().chain(&[TYPED_NS, HARNESS_NS]) {
             for e in tx.kv().list_prefix(ns, "", usize::MAX)? {
-                out.insert(
-                    kv_key(ns, &e.key),
-                    kv_line(&e.value, e.version, e.expires_at_ms),
-                );
+                d.flat
+                    .extend([render::kv(ns, &e.key, &e.value, e.version, e.expires_at_ms)]);
             }
         }
-        Ok(out)
+        for fp in CARDS {
+            if let Some(c) = tx.cards().lookup(fp)? {
+                d.flat.extend([render::card(&c)]);
+                d.cards.push(c);
+            }
+        }
+        for user in USERS {
+            let cards = tx.cards().user_cards(user)?;
+            if !cards.is_empty() {
+                let fps: Vec<String> = cards.iter().map(|c| c.fingerprint.clone()).collect();
+                d.flat.extend([render::user_cards(user, &fps)]);
+            }
+            d.user_cards.push((user.to_owned(), cards));
+            if let Some(c) = tx.contexts().fetch(user)? {
+                d.flat.extend([render::context(&c)]);
+                d.contexts.push(c);
+            }
+            if let Some(s) = tx.sessions().get_session(user)? {
+                d.flat.extend([render::session(user, &s)]);
+                d.sessions.push((user.to_owned(), s));
+            }
+            let entries = tx.pending().list(user)?;
+            for e in &entries {
+                d.flat.extend([render::pending(user, e)]);
+            }
+            d.pending.push((user.to_owned(), entries));
+        }
+        for n in 0..TXN_POOL {
+            if let Some(c) = tx.dedup().get(&txn_id(n))? {
+                d.flat.extend([render::claim(&c)]);
+                d.claims.push(c);
+            }
+        }
+        Ok(d)
     })
 }

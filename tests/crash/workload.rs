@@ -18,6 +18,35 @@ pub const TYPED_KEYS: [&str; 3] = ["t0", "t1", "t2"];
 /// Where a failed compare-and-swap is counted, so conflicts leave a trace in the state.
 pub const CONFLICTS: (&str, &str) = ("b", "conflicts");
 
+pub const USERS: [&str; 3] = ["u1", "u2", "u3"];
+pub const CARDS: [&str; 5] = ["fp1", "fp2", "fp3", "fp4", "fp5"];
+pub const LAST4: [&str; 3] = ["4242", "0005", "9999"];
+pub const MERCHANTS: [&str; 3] = ["m_cafe", "m_books", "m_fuel"];
+/// Transaction ids are `tx0` .. `tx255`: fresh ones wrap around long after their
+/// claims expired, and replays of recent ones must come back as duplicates.
+pub const TXN_POOL: u64 = 256;
+
+/// The table defaults of every store the harness opens: small rings and short TTLs, so
+/// eviction, expiry and sweeps of every table happen within a few dozen ops.
+pub fn configure(builder: edgestate::StoreBuilder) -> edgestate::StoreBuilder {
+    builder
+        .pending_capacity(PENDING_CAPACITY)
+        .max_recent_events(MAX_RECENT_EVENTS)
+        .dedup_ttl(std::time::Duration::from_millis(DEDUP_TTL_MS))
+        .pending_ttl(std::time::Duration::from_millis(PENDING_TTL_MS))
+        .session_ttl(std::time::Duration::from_millis(SESSION_TTL_MS))
+}
+pub const PENDING_CAPACITY: usize = 4;
+pub const MAX_RECENT_EVENTS: usize = 6;
+/// Shorter than the dedup TTL, so a capture never outlives its claim.
+pub const PENDING_TTL_MS: u64 = 6 * 3_600_000;
+pub const DEDUP_TTL_MS: u64 = 12 * 3_600_000;
+pub const SESSION_TTL_MS: u64 = 4 * 3_600_000;
+
+pub fn txn_id(n: u64) -> String {
+    format!("tx{n}")
+}
+
 /// The typed value of [`Step::TypedBump`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counter {
@@ -60,6 +89,49 @@ pub enum Step {
     DeletePrefix {
         ns: &'static str,
         prefix: &'static str,
+    },
+    CardLink {
+        fingerprint: &'static str,
+        user: &'static str,
+        last4: &'static str,
+    },
+    CardUnlink {
+        fingerprint: &'static str,
+    },
+    /// `tx.process_webhook`: card lookup, dedup claim, pending capture and context
+    /// event, all in this transaction (nothing on a duplicate or an unknown card).
+    Webhook {
+        txn: u64,
+        fingerprint: &'static str,
+        amount_cents: u64,
+        merchant: &'static str,
+        named: bool,
+    },
+    /// A context event that is not a capture (pushes captures out of the bounded list).
+    ContextNote {
+        user: &'static str,
+    },
+    /// `contexts().patch(user, "vault.cred_balance", n)`; no context: nothing.
+    ContextPatch {
+        user: &'static str,
+        balance: u64,
+    },
+    /// Removes the user's oldest live pending capture, as processing it would.
+    PendingTake {
+        user: &'static str,
+    },
+    SessionStore {
+        user: &'static str,
+        /// The session's own lifetime in seconds (may exceed the store's session TTL).
+        lifetime_s: i64,
+        max_actions: u32,
+    },
+    /// `use_action`; a refusal writes nothing and the transaction goes on.
+    SessionUse {
+        user: &'static str,
+    },
+    SessionInvalidate {
+        user: &'static str,
     },
 }
 
@@ -133,8 +205,8 @@ impl Workload {
     pub fn op(&self, i: u64) -> Op {
         let mut r = Rng::derive(self.seed, PURPOSE_OP, i);
         match r.below(100) {
-            0..=79 => Op::Tx(steps(&mut r)),
-            80..=84 => Op::Doomed(steps(&mut r)),
+            0..=79 => Op::Tx(steps(&mut r, i)),
+            80..=84 => Op::Doomed(steps(&mut r, i)),
             85..=92 => Op::Sweep,
             _ => Op::SweepBatched {
                 batch: r.range(1, 4) as usize,
@@ -143,9 +215,17 @@ impl Workload {
     }
 }
 
-fn steps(r: &mut Rng) -> Vec<Step> {
+fn steps(r: &mut Rng, i: u64) -> Vec<Step> {
     let n = if r.percent(60) { 1 } else { r.range(2, 7) };
-    (0..n).map(|_| step(r)).collect()
+    (0..n)
+        .map(|_| {
+            if r.percent(50) {
+                kv_step(r)
+            } else {
+                table_step(r, i)
+            }
+        })
+        .collect()
 }
 
 fn ttl(r: &mut Rng) -> Option<u64> {
@@ -173,7 +253,7 @@ fn value(r: &mut Rng) -> Vec<u8> {
     out
 }
 
-fn step(r: &mut Rng) -> Step {
+fn kv_step(r: &mut Rng) -> Step {
     let ns = BYTE_NS[r.index(BYTE_NS.len())];
     let key = BYTE_KEYS[r.index(BYTE_KEYS.len())];
     match r.below(100) {
@@ -217,5 +297,43 @@ fn step(r: &mut Rng) -> Step {
             ns: if r.percent(20) { TYPED_NS } else { ns },
             prefix: ["p/", "k", "t", ""][r.index(4)],
         },
+    }
+}
+
+fn table_step(r: &mut Rng, i: u64) -> Step {
+    let user = USERS[r.index(USERS.len())];
+    let fingerprint = CARDS[r.index(CARDS.len())];
+    match r.below(100) {
+        0..=39 => Step::Webhook {
+            // Mostly fresh ids, sometimes a replay of a recent one.
+            txn: if r.percent(70) {
+                i % TXN_POOL
+            } else {
+                i.saturating_sub(r.range(1, 8)) % TXN_POOL
+            },
+            fingerprint,
+            amount_cents: r.range(1, 100_000),
+            merchant: MERCHANTS[r.index(MERCHANTS.len())],
+            named: r.percent(50),
+        },
+        40..=51 => Step::CardLink {
+            fingerprint,
+            user,
+            last4: LAST4[r.index(LAST4.len())],
+        },
+        52..=56 => Step::CardUnlink { fingerprint },
+        57..=63 => Step::ContextNote { user },
+        64..=69 => Step::ContextPatch {
+            user,
+            balance: r.below(1_000_000),
+        },
+        70..=79 => Step::PendingTake { user },
+        80..=85 => Step::SessionStore {
+            user,
+            lifetime_s: r.range(60, 6 * 3_600) as i64,
+            max_actions: r.range(1, 5) as u32,
+        },
+        86..=96 => Step::SessionUse { user },
+        _ => Step::SessionInvalidate { user },
     }
 }
