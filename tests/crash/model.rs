@@ -27,6 +27,8 @@ pub struct Model {
     pub cursor: u64,
     kv: BTreeMap<(String, String), Rec>,
     pub tables: Tables,
+    /// Ops applied, by kind: transactions, rolled back, sweeps, batched sweeps, compactions.
+    pub op_kinds: [u64; 5],
 }
 
 fn expiry(now: u64, ttl_ms: Option<u64>) -> Option<u64> {
@@ -126,13 +128,21 @@ impl Model {
     /// Applies op `i` (run at clock `now`) and moves the cursor past it.
     pub fn apply(&mut self, op: &Op, i: u64, now: u64) {
         assert_eq!(i, self.cursor, "ops are applied in order");
+        let kind = match op {
+            Op::Tx(_) => 0,
+            Op::Doomed(_) => 1,
+            Op::Sweep => 2,
+            Op::SweepBatched { .. } => 3,
+            Op::Compact => 4,
+        };
+        self.op_kinds[kind] += 1;
         match op {
             Op::Tx(steps) => {
                 for s in steps {
                     self.step(s, i, now);
                 }
             }
-            Op::Doomed(_) => {}
+            Op::Doomed(_) | Op::Compact => {}
             Op::Sweep | Op::SweepBatched { .. } => self.sweep_all(now),
         }
         self.cursor = i + 1;

@@ -188,6 +188,9 @@ pub fn run_op(store: &Store, op: &Op, i: u64) -> Result<()> {
         Op::SweepBatched { batch } => {
             store.sweep_all_expired(*batch)?;
         }
+        Op::Compact => {
+            store.compact()?;
+        }
     }
     store.write(|tx| write_cursor(tx, i + 1))
 }

@@ -147,6 +147,8 @@ pub enum Op {
     Sweep,
     /// `store.sweep_all_expired(batch)` (several transactions), then the cursor.
     SweepBatched { batch: usize },
+    /// `store.compact()` (rewrites the file; no logical effect), then the cursor.
+    Compact,
 }
 
 impl Op {
@@ -205,7 +207,8 @@ impl Workload {
     pub fn op(&self, i: u64) -> Op {
         let mut r = Rng::derive(self.seed, PURPOSE_OP, i);
         match r.below(100) {
-            0..=79 => Op::Tx(steps(&mut r, i)),
+            0..=77 => Op::Tx(steps(&mut r, i)),
+            78..=79 => Op::Compact,
             80..=84 => Op::Doomed(steps(&mut r, i)),
             85..=92 => Op::Sweep,
             _ => Op::SweepBatched {
