@@ -1,6 +1,8 @@
 //! The [`Store`] handle: open, builder, in-memory and temporary stores, transactions,
 //! flush, close, maintenance and stats.
 
+#[cfg(feature = "tokio")]
+mod blocking;
 mod builder;
 mod config;
 pub(crate) mod open;
