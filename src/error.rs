@@ -129,8 +129,9 @@ pub enum Error {
     #[error("the store is closed")]
     Closed,
 
-    /// `Store::write` or `Store::compact` was called from inside a write transaction on the
-    /// same thread, which would deadlock.
+    /// `Store::write` was called inside a write transaction, or maintenance (`compact`,
+    /// `check_integrity`, `close`) inside any transaction, on the same thread: it would
+    /// deadlock.
     #[error("nested write transaction on the same thread would deadlock")]
     NestedTransaction,
 

@@ -1,6 +1,8 @@
 //! The [`Store`] handle: open, builder, in-memory and temporary stores, transactions,
 //! flush, close, maintenance and stats.
 
+#[cfg(feature = "tokio")]
+mod blocking;
 mod builder;
 mod config;
 pub(crate) mod open;
@@ -72,6 +74,7 @@ pub(crate) struct Inner {
 
 thread_local! {
     static IN_WRITE: Cell<bool> = const { Cell::new(false) };
+    static READ_DEPTH: Cell<u32> = const { Cell::new(0) };
 }
 
 /// Marks the current thread as inside a write transaction, refusing re-entry, which
@@ -86,8 +89,10 @@ impl WriteScope {
         Ok(WriteScope)
     }
 
+    /// Maintenance takes the database exclusively, so it must not run inside any
+    /// transaction of the calling thread, read or write.
     fn refuse_if_inside() -> Result<()> {
-        if IN_WRITE.with(Cell::get) {
+        if IN_WRITE.with(Cell::get) || READ_DEPTH.with(Cell::get) > 0 {
             return Err(Error::NestedTransaction);
         }
         Ok(())
@@ -97,6 +102,22 @@ impl WriteScope {
 impl Drop for WriteScope {
     fn drop(&mut self) {
         IN_WRITE.with(|w| w.set(false));
+    }
+}
+
+/// Counts the read transactions open on this thread (reads may nest).
+struct ReadScope;
+
+impl ReadScope {
+    fn enter() -> Self {
+        READ_DEPTH.with(|d| d.set(d.get().saturating_add(1)));
+        ReadScope
+    }
+}
+
+impl Drop for ReadScope {
+    fn drop(&mut self) {
+        READ_DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
     }
 }
 
@@ -135,6 +156,7 @@ impl Inner {
         &self,
         f: impl FnOnce(&ReadTx) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
+        let _scope = ReadScope::enter();
         let guard = self.db.read_recursive();
         let db = guard.as_ref().ok_or(Error::Closed)?;
         let txn = db.begin_read().map_err(Error::from)?;
