@@ -319,6 +319,7 @@ impl Harness {
             &store.stats().unwrap(),
             &physical.flat,
             1,
+            self.model.tables.pending_counters(),
         ));
         for b in broken {
             self.violation(b);

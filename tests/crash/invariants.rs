@@ -143,9 +143,15 @@ pub fn check(physical: &Dump, live: &Dump, now: u64) -> Vec<String> {
 }
 
 /// Record counts: every table holds exactly the records the dump found (nothing outside
-/// the workload's key pools, no orphans), and the expiry index one entry per expiring
-/// record. `probes`: records the parent keeps in the KV table.
-pub fn check_counts(stats: &StoreStats, physical: &Flat, probes: u64) -> Vec<String> {
+/// the workload's key pools, no orphans), the expiry index one entry per expiring
+/// record, and the tables the workload never touches nothing. `probes`: records the
+/// parent keeps in the KV table; `pending_counters`: users that ever had a capture.
+pub fn check_counts(
+    stats: &StoreStats,
+    physical: &Flat,
+    probes: u64,
+    pending_counters: u64,
+) -> Vec<String> {
     let cards = render::count(physical, "cards");
     let want = [
         ("edgestate.kv", render::count(physical, "kv") + probes),
@@ -156,6 +162,12 @@ pub fn check_counts(stats: &StoreStats, physical: &Flat, probes: u64) -> Vec<Str
         ("edgestate.contexts", render::count(physical, "contexts")),
         ("edgestate.sessions", render::count(physical, "sessions")),
         ("edgestate.pending", render::count(physical, "pending")),
+        ("edgestate.pending_seq", pending_counters),
+        ("edgestate.idempotency", 0),
+        ("edgestate.locations", 0),
+        ("edgestate.snapshots", 0),
+        ("edgestate.snapshots_by_tenant", 0),
+        ("edgestate.working_memory", 0),
     ];
     want.iter()
         .filter(|(table, n)| stats.records(table) != Some(*n))

@@ -55,6 +55,11 @@ pub struct Tables {
 }
 
 impl Tables {
+    /// Users that ever had a pending capture: each keeps its seq counter row for good.
+    pub fn pending_counters(&self) -> u64 {
+        self.pending.len() as u64
+    }
+
     fn push_event(&mut self, user: &str, event: ContextEvent, now: u64) {
         let mut ctx = self
             .contexts
