@@ -4,6 +4,7 @@
 pub mod faulty_backend;
 pub mod model;
 pub mod rng;
+pub mod watchdog;
 
 use std::sync::Mutex;
 
