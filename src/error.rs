@@ -129,8 +129,9 @@ pub enum Error {
     #[error("the store is closed")]
     Closed,
 
-    /// `Store::write` or `Store::compact` was called from inside a write transaction on the
-    /// same thread, which would deadlock.
+    /// `Store::write` was called from inside a write transaction, or `Store::compact`,
+    /// `Store::check_integrity` or `Store::close` from inside any transaction, on the same
+    /// thread: it would wait for itself forever.
     #[error("nested write transaction on the same thread would deadlock")]
     NestedTransaction,
 
