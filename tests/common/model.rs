@@ -224,11 +224,6 @@ fn is_rollback_marker(e: &Error) -> bool {
     matches!(e, Error::NotFound { table: "test", key } if key == "deliberate rollback")
 }
 
-/// The version the store returned differs from the model's: a real bug, not a fault.
-fn version_mismatch(op: &str, got: u64, want: u64) -> Error {
-    panic!("model disagrees with the store on {op}: store returned version {got}, model {want}")
-}
-
 fn ttl(ms: Option<u64>) -> Option<Duration> {
     ms.map(Duration::from_millis)
 }
@@ -251,9 +246,10 @@ impl Op {
             } => {
                 let got = tx.kv().put(ns, key, value, ttl(*ttl_ms))?;
                 let want = model.put(ns, key, value, *ttl_ms);
-                if got != want {
-                    return Err(version_mismatch("put", got, want));
-                }
+                assert_eq!(
+                    got, want,
+                    "store and model disagree on the version after put"
+                );
             }
             Op::PutIfCurrent {
                 ns,
@@ -264,9 +260,10 @@ impl Op {
                 let expect = expect_for(model, ns, key);
                 let got = tx.kv().put_if(ns, key, value, ttl(*ttl_ms), expect)?;
                 let want = model.put(ns, key, value, *ttl_ms);
-                if got != want {
-                    return Err(version_mismatch("put_if", got, want));
-                }
+                assert_eq!(
+                    got, want,
+                    "store and model disagree on the version after put_if"
+                );
             }
             Op::Delete { ns, key } => {
                 let got = tx.kv().delete(ns, key)?;
@@ -280,9 +277,10 @@ impl Op {
                     .update_value::<u64, _>("ctr", key, None, |v| Ok(v.unwrap_or(0) + 1))?;
                 let bytes = postcard::to_stdvec(&next).expect("u64 encodes");
                 let want = model.put("ctr", key, &bytes, None);
-                if got != want {
-                    return Err(version_mismatch("update_value", got, want));
-                }
+                assert_eq!(
+                    got, want,
+                    "store and model disagree on the version after update_value"
+                );
             }
             Op::Batch(_) | Op::RolledBack(_) | Op::Sweep | Op::Advance(_) => {
                 panic!("{self:?} cannot be nested in a transaction")
@@ -309,9 +307,10 @@ impl Op {
             } => {
                 let got = store.kv().put(ns, key, value, ttl(*ttl_ms))?;
                 let want = next.put(ns, key, value, *ttl_ms);
-                if got != want {
-                    return Err(version_mismatch("put", got, want));
-                }
+                assert_eq!(
+                    got, want,
+                    "store and model disagree on the version after put"
+                );
             }
             Op::PutIfCurrent { .. } | Op::Delete { .. } | Op::Increment { .. } => {
                 store.write(|tx| self.apply_tx(tx, &mut next))?;
