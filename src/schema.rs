@@ -270,7 +270,12 @@ pub(crate) fn table_counts(read: &redb::ReadTransaction) -> Result<Vec<(&'static
         (SESSIONS.name(), read.open_table(SESSIONS)?.len()?),
         (LOCATIONS.name(), read.open_table(LOCATIONS)?.len()?),
         (PENDING.name(), read.open_table(PENDING)?.len()?),
+        (PENDING_SEQ.name(), read.open_table(PENDING_SEQ)?.len()?),
         (SNAPSHOTS.name(), read.open_table(SNAPSHOTS)?.len()?),
+        (
+            SNAPSHOTS_BY_TENANT.name(),
+            read.open_multimap_table(SNAPSHOTS_BY_TENANT)?.len()?,
+        ),
         (
             WORKING_MEMORY.name(),
             read.open_table(WORKING_MEMORY)?.len()?,

@@ -9,11 +9,11 @@ pub enum Durability {
     /// loss never loses an acknowledged write.
     #[default]
     Immediate,
-    /// Commits return before they are synced. A crash (or power loss) rolls the file back
-    /// to the last synced commit: everything acknowledged since the last
-    /// [`crate::Store::flush`] or `Immediate` commit may be lost, never half of a
-    /// transaction. The file is always consistent. Closing or dropping the last handle
-    /// syncs what is pending.
+    /// Commits return before they are synced. A crash, whether the process is killed or
+    /// the machine loses power, rolls the file back to the last synced commit:
+    /// everything acknowledged since the last [`crate::Store::flush`] or `Immediate`
+    /// commit may be lost, never half of a transaction. The file is always consistent.
+    /// Closing or dropping the last handle syncs what is pending.
     Relaxed,
 }
 

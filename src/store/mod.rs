@@ -1,6 +1,8 @@
 //! The [`Store`] handle: open, builder, in-memory and temporary stores, transactions,
 //! flush, close, maintenance and stats.
 
+#[cfg(feature = "tokio")]
+mod blocking;
 mod builder;
 mod config;
 pub(crate) mod open;
@@ -11,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockReadGuard};
 use redb::ReadableDatabase;
 
 use crate::clock::Clock;
@@ -72,6 +74,30 @@ pub(crate) struct Inner {
 
 thread_local! {
     static IN_WRITE: Cell<bool> = const { Cell::new(false) };
+    /// Read transactions open on this thread (reads may nest).
+    static READ_DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether this thread is inside a transaction (of any store).
+fn inside_transaction() -> bool {
+    IN_WRITE.with(Cell::get) || READ_DEPTH.with(Cell::get) > 0
+}
+
+/// Marks the current thread as inside a read transaction while it lives, so that
+/// maintenance called from inside one is refused instead of waiting for itself.
+struct ReadScope;
+
+impl ReadScope {
+    fn enter() -> Self {
+        READ_DEPTH.with(|d| d.set(d.get().saturating_add(1)));
+        ReadScope
+    }
+}
+
+impl Drop for ReadScope {
+    fn drop(&mut self) {
+        READ_DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+    }
 }
 
 /// Marks the current thread as inside a write transaction, refusing re-entry, which
@@ -86,8 +112,10 @@ impl WriteScope {
         Ok(WriteScope)
     }
 
+    /// Maintenance and close wait for every transaction to end, including one this
+    /// thread holds: refuse rather than deadlock.
     fn refuse_if_inside() -> Result<()> {
-        if IN_WRITE.with(Cell::get) {
+        if inside_transaction() {
             return Err(Error::NestedTransaction);
         }
         Ok(())
@@ -106,8 +134,9 @@ impl Inner {
         durability: Durability,
         f: impl FnOnce(&mut WriteTx) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
+        let nested = inside_transaction();
         let _scope = WriteScope::enter()?;
-        let guard = self.db.read_recursive();
+        let guard = self.lock_db(nested);
         let db = guard.as_ref().ok_or(Error::Closed)?;
         let mut txn = db.begin_write().map_err(Error::from)?;
         let redb_durability = match durability {
@@ -131,11 +160,26 @@ impl Inner {
         }
     }
 
+    /// The shared side of the database lock, held for a whole transaction. A first
+    /// transaction on this thread queues behind a waiting maintenance call, so that
+    /// `compact`, `check_integrity` and `close` are not starved by a steady stream of
+    /// overlapping transactions. A nested one must not queue: maintenance waits for the
+    /// transaction this thread already holds, so it would wait for itself.
+    fn lock_db(&self, nested: bool) -> RwLockReadGuard<'_, Option<redb::Database>> {
+        if nested {
+            self.db.read_recursive()
+        } else {
+            self.db.read()
+        }
+    }
+
     fn read<T, E: From<Error>>(
         &self,
         f: impl FnOnce(&ReadTx) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
-        let guard = self.db.read_recursive();
+        let nested = inside_transaction();
+        let _scope = ReadScope::enter();
+        let guard = self.lock_db(nested);
         let db = guard.as_ref().ok_or(Error::Closed)?;
         let txn = db.begin_read().map_err(Error::from)?;
         let tx = ReadTx::new(txn, self.clock.now_ms(), Arc::clone(&self.config));
@@ -209,6 +253,10 @@ impl Store {
     }
 
     /// Runs `f` on one consistent snapshot. Readers never block writers.
+    ///
+    /// [`compact`](Store::compact), [`check_integrity`](Store::check_integrity) and
+    /// [`close`](Store::close) called from inside `f` return
+    /// [`Error::NestedTransaction`]: they wait for every transaction, this one included.
     pub fn read<T, E: From<Error>>(
         &self,
         f: impl FnOnce(&ReadTx) -> std::result::Result<T, E>,
@@ -276,6 +324,11 @@ impl Store {
     /// Rewrites the file to release free space. Waits for running transactions and
     /// blocks new ones (on every clone) until it is done; readers and writers resume
     /// afterwards. Returns whether anything was compacted.
+    ///
+    /// A transaction closure that waits for a transaction started on *another* thread
+    /// (say, parallel reads inside a write) can deadlock with a concurrent `compact`,
+    /// `check_integrity` or `close`: the other thread queues behind the maintenance call,
+    /// which waits for the closure. Start such threads outside the closure.
     pub fn compact(&self) -> Result<bool> {
         WriteScope::refuse_if_inside()?;
         let mut guard = self.inner.db.write();

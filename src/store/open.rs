@@ -48,6 +48,16 @@ pub(crate) fn map_open_error(path: &Path, e: redb::DatabaseError) -> Error {
             path: path.to_owned(),
             reason: format!("redb file format {v} needs an upgrade by an older redb first"),
         },
+        // redb reports a file without its magic number (random bytes, a text file, a
+        // truncated header) as an I/O error of kind InvalidData.
+        redb::DatabaseError::Storage(redb::StorageError::Io(source))
+            if source.kind() == ErrorKind::InvalidData =>
+        {
+            Error::NotAStore {
+                path: path.to_owned(),
+                reason: format!("not a redb file: {source}"),
+            }
+        }
         redb::DatabaseError::Storage(redb::StorageError::Io(source)) => Error::Io {
             path: path.to_owned(),
             source,

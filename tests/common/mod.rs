@@ -1,0 +1,74 @@
+//! Helpers shared by the reliability tests. Each test binary uses a different subset.
+#![allow(dead_code)]
+
+pub mod faulty_backend;
+pub mod model;
+pub mod rng;
+pub mod watchdog;
+
+use std::sync::Mutex;
+
+/// A positive integer from the environment, or `default`.
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a non-negative integer, got {v:?}")),
+        Err(_) => default,
+    }
+}
+
+static PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Installs (once) a panic hook that records where each panic happened, so a test that
+/// catches panics can say where they came from instead of only counting them.
+pub fn record_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let location = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()))
+                .unwrap_or_else(|| "unknown location".into());
+            let message = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            let thread = std::thread::current().name().unwrap_or("?").to_owned();
+            PANICS
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(format!("[{thread}] {location}: {message}"));
+            if std::env::var_os("EDGESTATE_SHOW_PANICS").is_some() {
+                default(info);
+            }
+        }));
+    });
+}
+
+/// Takes the panics recorded since the last call.
+pub fn take_panics() -> Vec<String> {
+    std::mem::take(&mut *PANICS.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// Evenly spread sample of at most `budget` points of `0..total`, first and last included.
+pub fn spread(total: u64, budget: u64) -> Vec<u64> {
+    if total == 0 || budget == 0 {
+        return Vec::new();
+    }
+    if budget >= total {
+        return (0..total).collect();
+    }
+    if budget == 1 {
+        return vec![0];
+    }
+    let mut points: Vec<u64> = (0..budget)
+        .map(|i| i * (total - 1) / (budget - 1))
+        .collect();
+    points.dedup();
+    points
+}

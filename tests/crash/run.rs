@@ -1,0 +1,260 @@
+//! The store side: runs workload ops against a real store, and reduces a store to the
+//! same flat lines as the model.
+
+use std::time::Duration;
+
+use edgestate::{
+    CardMapping, Error, ManualClock, PaymentWebhook, PendingEntry, ProcessedTransaction, Result,
+    SessionKeyData, Store, UserContext, WriteTx,
+};
+
+use crate::model::{CURSOR_KEY, HARNESS_NS};
+use crate::model_tables::{merchant_name, note, session_data};
+use crate::render::{self, Flat};
+use crate::workload::{
+    bump_value, txn_id, Counter, Op, Step, BYTE_NS, CARDS, CONFLICTS, TXN_POOL, TYPED_NS, USERS,
+};
+
+fn ttl(ms: Option<u64>) -> Option<Duration> {
+    ms.map(Duration::from_millis)
+}
+
+fn write_cursor(tx: &WriteTx, cursor: u64) -> Result<()> {
+    tx.kv()
+        .put(HARNESS_NS, CURSOR_KEY, &cursor.to_le_bytes(), None)
+        .map(|_| ())
+}
+
+/// The cursor stored in the file: how many ops its state reflects.
+pub fn read_cursor(store: &Store) -> Result<u64> {
+    let entry = store.kv().get(HARNESS_NS, CURSOR_KEY)?;
+    Ok(entry.map_or(0, |e| {
+        u64::from_le_bytes(e.value.as_slice().try_into().expect("8-byte cursor"))
+    }))
+}
+
+fn bump(tx: &WriteTx, ns: &str, key: &str, ttl_ms: Option<u64>) -> Result<()> {
+    tx.kv().update(ns, key, ttl(ttl_ms), |current| {
+        Ok(bump_value(current.map(|e| e.value.as_slice())))
+    })?;
+    Ok(())
+}
+
+fn run_step(tx: &WriteTx, step: &Step, op_index: u64) -> Result<()> {
+    let kv = tx.kv();
+    match step {
+        Step::Put {
+            ns,
+            key,
+            value,
+            ttl_ms,
+        } => {
+            kv.put(ns, key, value, ttl(*ttl_ms))?;
+        }
+        Step::PutIf {
+            ns,
+            key,
+            value,
+            expect,
+            ttl_ms,
+        } => match kv.put_if(ns, key, value, ttl(*ttl_ms), *expect) {
+            Ok(_) => {}
+            Err(Error::VersionConflict { .. }) => bump(tx, CONFLICTS.0, CONFLICTS.1, None)?,
+            Err(e) => return Err(e),
+        },
+        Step::Bump { ns, key, ttl_ms } => bump(tx, ns, key, *ttl_ms)?,
+        Step::TypedBump { key, ttl_ms } => {
+            kv.update_value::<Counter, _>(TYPED_NS, key, ttl(*ttl_ms), |current| {
+                Ok(Counter {
+                    n: current.map_or(1, |c| c.n + 1),
+                    last_op: op_index,
+                })
+            })?;
+        }
+        Step::Delete { ns, key } => {
+            kv.delete(ns, key)?;
+        }
+        Step::DeletePrefix { ns, prefix } => {
+            kv.delete_prefix(ns, prefix)?;
+        }
+        Step::CardLink {
+            fingerprint,
+            user,
+            last4,
+        } => {
+            tx.cards().link(fingerprint, user, last4)?;
+        }
+        Step::CardUnlink { fingerprint } => {
+            tx.cards().unlink(fingerprint)?;
+        }
+        Step::Webhook {
+            txn,
+            fingerprint,
+            amount_cents,
+            merchant,
+            named,
+        } => {
+            let id = txn_id(*txn);
+            tx.process_webhook(&PaymentWebhook {
+                txn_id: id.clone(),
+                card_fingerprint: (*fingerprint).to_owned(),
+                amount_cents: *amount_cents,
+                merchant_id: (*merchant).to_owned(),
+                merchant_name: named.then(|| merchant_name(merchant)),
+                proof_data: Some(id),
+                proof_type: Some("receipt".to_owned()),
+                location: None,
+            })?;
+        }
+        Step::ContextNote { user } => {
+            tx.contexts()
+                .push_event(user, note(op_index, tx.now_ms()))?;
+        }
+        Step::ContextPatch { user, balance } => {
+            match tx
+                .contexts()
+                .patch(user, "vault.cred_balance", serde_json::json!(balance))
+            {
+                Ok(_) | Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Step::PendingTake { user } => {
+            let oldest = tx.pending().list(user)?.last().map(|e| e.seq);
+            if let Some(seq) = oldest {
+                tx.pending().remove(user, seq)?;
+            }
+        }
+        Step::SessionStore {
+            user,
+            lifetime_s,
+            max_actions,
+        } => {
+            let data = session_data(user, op_index, *lifetime_s, *max_actions, tx.now_ms());
+            tx.sessions().store_session(user, &data)?;
+        }
+        Step::SessionUse { user } => match tx.sessions().use_action(user) {
+            Ok(_) | Err(Error::SessionRefused { .. }) => {}
+            Err(e) => return Err(e),
+        },
+        Step::SessionInvalidate { user } => {
+            tx.sessions().invalidate(user)?;
+        }
+    }
+    Ok(())
+}
+
+/// The error a doomed transaction returns to roll itself back.
+fn doomed() -> Error {
+    Error::NotFound {
+        table: "crash-harness",
+        key: "doomed on purpose".into(),
+    }
+}
+
+/// Runs op `i`; when this returns, the cursor reads `i + 1` (durably, with
+/// `Durability::Immediate`).
+pub fn run_op(store: &Store, op: &Op, i: u64) -> Result<()> {
+    let in_one_tx = |steps: &[Step]| {
+        store.write(|tx| {
+            for s in steps {
+                run_step(tx, s, i)?;
+            }
+            write_cursor(tx, i + 1)
+        })
+    };
+    match op {
+        Op::Tx(steps) => return in_one_tx(steps),
+        Op::Doomed(steps) => {
+            let outcome = store.write(|tx| {
+                for s in steps {
+                    run_step(tx, s, i)?;
+                }
+                write_cursor(tx, i + 1)?;
+                Err::<(), _>(doomed())
+            });
+            match outcome {
+                Err(Error::NotFound {
+                    table: "crash-harness",
+                    ..
+                }) => {}
+                Err(e) => return Err(e),
+                Ok(()) => unreachable!("a doomed transaction returns an error"),
+            }
+        }
+        Op::Sweep => {
+            store.sweep_expired(usize::MAX)?;
+        }
+        Op::SweepBatched { batch } => {
+            store.sweep_all_expired(*batch)?;
+        }
+        Op::Compact => {
+            store.compact()?;
+        }
+    }
+    store.write(|tx| write_cursor(tx, i + 1))
+}
+
+/// What a store holds, as typed records (for invariants) and flat lines (to compare
+/// with the model).
+#[derive(Debug, Default)]
+pub struct Dump {
+    pub flat: Flat,
+    pub cards: Vec<CardMapping>,
+    /// Each user's cards by the reverse index.
+    pub user_cards: Vec<(String, Vec<CardMapping>)>,
+    pub claims: Vec<ProcessedTransaction>,
+    pub contexts: Vec<UserContext>,
+    pub sessions: Vec<(String, SessionKeyData)>,
+    /// Each user's pending captures, newest first.
+    pub pending: Vec<(String, Vec<PendingEntry>)>,
+}
+
+/// Everything visible at `at` (0: every physical record, since nothing has expired at
+/// the epoch), from one snapshot. Moves `clock` to `at`.
+pub fn dump(store: &Store, clock: &ManualClock, at: u64) -> Result<Dump> {
+    clock.set_ms(at);
+    store.read(|tx| {
+        let mut d = Dump::default();
+        for ns in BYTE_NS.iter().chain(&[TYPED_NS, HARNESS_NS]) {
+            for e in tx.kv().list_prefix(ns, "", usize::MAX)? {
+                d.flat
+                    .extend([render::kv(ns, &e.key, &e.value, e.version, e.expires_at_ms)]);
+            }
+        }
+        for fp in CARDS {
+            if let Some(c) = tx.cards().lookup(fp)? {
+                d.flat.extend([render::card(&c)]);
+                d.cards.push(c);
+            }
+        }
+        for user in USERS {
+            let cards = tx.cards().user_cards(user)?;
+            if !cards.is_empty() {
+                let fps: Vec<String> = cards.iter().map(|c| c.fingerprint.clone()).collect();
+                d.flat.extend([render::user_cards(user, &fps)]);
+            }
+            d.user_cards.push((user.to_owned(), cards));
+            if let Some(c) = tx.contexts().fetch(user)? {
+                d.flat.extend([render::context(&c)]);
+                d.contexts.push(c);
+            }
+            if let Some(s) = tx.sessions().get_session(user)? {
+                d.flat.extend([render::session(user, &s)]);
+                d.sessions.push((user.to_owned(), s));
+            }
+            let entries = tx.pending().list(user)?;
+            for e in &entries {
+                d.flat.extend([render::pending(user, e)]);
+            }
+            d.pending.push((user.to_owned(), entries));
+        }
+        for n in 0..TXN_POOL {
+            if let Some(c) = tx.dedup().get(&txn_id(n))? {
+                d.flat.extend([render::claim(&c)]);
+                d.claims.push(c);
+            }
+        }
+        Ok(d)
+    })
+}
