@@ -150,7 +150,8 @@ impl Blobs<'_> {
 /// Refusing rather than evicting is deliberate: a solver keeps orders and fills here, and
 /// silently dropping one to make room would lose state the solver still relies on; the
 /// refusal tells it to clean up (or raise the limit). Checking the limit walks the
-/// namespace up to `max_items` records, once per new key.
+/// namespace until it has counted `max_items` live records (expired-but-unswept ones
+/// are walked past too), once per new key.
 ///
 /// ```
 /// use edgestate::{ByteStore, Store};

@@ -248,6 +248,8 @@ impl Dedup<'_> {
     /// Atomic insert-if-absent; see [`DedupTx::claim`]. A duplicate already visible in
     /// a read snapshot is answered without taking the write lock.
     pub fn claim(&self, txn_id: &str, user: &str, amount: u64) -> Result<Claim> {
+        // Same validation order as the transaction handle, so errors name the same field.
+        limits::check_key("txn_id", txn_id)?;
         limits::check_key("user", user)?;
         if let Some(first) = self.get(txn_id)? {
             return Ok(Claim::Duplicate(first));
