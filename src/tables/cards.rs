@@ -172,12 +172,7 @@ impl CardsTx<'_> {
             fingerprint,
             &shown(fingerprint),
             None,
-            NewRecord {
-                format: envelope::FORMAT_POSTCARD_V1,
-                payload: &body,
-                expires_at_ms: None,
-                expect: Expect::Any,
-            },
+            NewRecord::postcard(&body, None, Expect::Any),
         )?;
         let (previous_owner, relinked) = match current {
             Current::Linked(old) if old.user_pubkey == user => (None, true),

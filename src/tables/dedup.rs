@@ -131,12 +131,11 @@ impl DedupTx<'_> {
             txn_id,
             &shown(txn_id),
             Some(&|| ttl_key(txn_id)),
-            NewRecord {
-                format: envelope::FORMAT_POSTCARD_V1,
-                payload: &body,
-                expires_at_ms: Some(expiry_after(now, self.tx.config().dedup_ttl)),
-                expect: Expect::Absent,
-            },
+            NewRecord::postcard(
+                &body,
+                Some(expiry_after(now, self.tx.config().dedup_ttl)),
+                Expect::Absent,
+            ),
         )?;
         Ok(Claim::New)
     }

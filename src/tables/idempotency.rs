@@ -280,12 +280,7 @@ impl IdempotencyTx<'_> {
             key,
             &shown(key),
             Some(&|| ttl_key(key)),
-            NewRecord {
-                format: envelope::FORMAT_POSTCARD_V1,
-                payload: &body,
-                expires_at_ms: Some(expires_at_ms),
-                expect,
-            },
+            NewRecord::postcard(&body, Some(expires_at_ms), expect),
         )
     }
 }

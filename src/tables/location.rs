@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::record::{self, NewRecord, TtlKey};
 use super::Expect;
 use crate::clock::expiry_after;
-use crate::codec::{self, envelope, keys};
+use crate::codec::{self, keys};
 use crate::error::Result;
 use crate::limits;
 use crate::schema::{TtlTable, LOCATIONS};
@@ -104,12 +104,7 @@ impl LocationCacheTx<'_> {
             user,
             &shown(user),
             Some(&|| ttl_key(user)),
-            NewRecord {
-                format: envelope::FORMAT_POSTCARD_V1,
-                payload: &payload,
-                expires_at_ms: Some(expires_at_ms),
-                expect: Expect::Any,
-            },
+            NewRecord::postcard(&payload, Some(expires_at_ms), Expect::Any),
         )?;
         Ok(CurrentMerchant {
             merchant_id: merchant_id.to_owned(),

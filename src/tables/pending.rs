@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::record::{self, NewRecord, Stored, TtlKey};
 use super::Expect;
 use crate::clock::expiry_after;
-use crate::codec::{self, envelope, keys};
+use crate::codec::{self, keys};
 use crate::error::{Error, Result};
 use crate::limits;
 use crate::schema::{TtlTable, PENDING, PENDING_SEQ};
@@ -197,12 +197,7 @@ impl PendingTx<'_> {
             (user, seq),
             &shown(user, seq),
             Some(&|| ttl_key(user, seq)),
-            NewRecord {
-                format: envelope::FORMAT_POSTCARD_V1,
-                payload: &payload,
-                expires_at_ms: Some(expires_at_ms),
-                expect: Expect::Absent,
-            },
+            NewRecord::postcard(&payload, Some(expires_at_ms), Expect::Absent),
         )?;
         let evicted = self.evict_beyond(user, capacity)?;
         Ok(PendingId {

@@ -76,6 +76,19 @@ pub(crate) struct NewRecord<'a> {
     pub(crate) expect: Expect,
 }
 
+impl<'a> NewRecord<'a> {
+    /// A record whose body is a postcard-encoded edgestate type (every table's records
+    /// except raw KV bytes and JSON).
+    pub(crate) fn postcard(payload: &'a [u8], expires_at_ms: Option<u64>, expect: Expect) -> Self {
+        NewRecord {
+            format: envelope::FORMAT_POSTCARD_V1,
+            payload,
+            expires_at_ms,
+            expect,
+        }
+    }
+}
+
 /// Writes a record under `key` after checking `expect` against the live version. The new
 /// version is the live one + 1, or 1 if there is none (an expired record counts as none,
 /// whether or not it has been swept). Returns the new version.

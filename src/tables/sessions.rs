@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::record::{self, NewRecord, Stored, TtlKey};
 use super::Expect;
 use crate::clock::expiry_after;
-use crate::codec::{self, envelope, keys};
+use crate::codec::{self, keys};
 use crate::error::{Error, Result, SessionRefusal};
 use crate::limits;
 use crate::schema::{TtlTable, SESSIONS};
@@ -160,12 +160,7 @@ impl SessionsTx<'_> {
             user,
             &shown(user),
             Some(&|| ttl_key(user)),
-            NewRecord {
-                format: envelope::FORMAT_POSTCARD_V1,
-                payload: &payload,
-                expires_at_ms: Some(expires_at_ms),
-                expect: Expect::Any,
-            },
+            NewRecord::postcard(&payload, Some(expires_at_ms), Expect::Any),
         )?;
         Ok(())
     }
@@ -222,12 +217,11 @@ impl SessionsTx<'_> {
             user,
             &shown(user),
             Some(&|| ttl_key(user)),
-            NewRecord {
-                format: envelope::FORMAT_POSTCARD_V1,
-                payload: &payload,
-                expires_at_ms: stored.expires_at_ms,
-                expect: Expect::Version(stored.version),
-            },
+            NewRecord::postcard(
+                &payload,
+                stored.expires_at_ms,
+                Expect::Version(stored.version),
+            ),
         )?;
         Ok(session)
     }

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::record::{self, NewRecord, Stored};
 use super::Expect;
 use crate::clock::{Clock, SystemClock};
-use crate::codec::{self, envelope};
+use crate::codec;
 use crate::error::{Error, Result};
 use crate::limits;
 use crate::schema::{SNAPSHOTS, SNAPSHOTS_BY_TENANT};
@@ -229,14 +229,13 @@ impl SnapshotsTx<'_> {
             exec,
             &shown(exec),
             None,
-            NewRecord {
-                format: envelope::FORMAT_POSTCARD_V1,
-                payload: &payload,
-                expires_at_ms: None,
-                expect: current
+            NewRecord::postcard(
+                &payload,
+                None,
+                current
                     .as_ref()
                     .map_or(Expect::Absent, |(v, _)| Expect::Version(*v)),
-            },
+            ),
         )?;
         let mut index = self.tx.raw().open_multimap_table(SNAPSHOTS_BY_TENANT)?;
         if let Some((_, stored)) = &current {
@@ -462,7 +461,12 @@ mod tests {
                 1,
             ))
             .expect("save");
-        let bad_body = envelope::encode(envelope::FORMAT_POSTCARD_V1, 1, None, b"\xff\xff");
+        let bad_body = crate::codec::envelope::encode(
+            crate::codec::envelope::FORMAT_POSTCARD_V1,
+            1,
+            None,
+            b"\xff\xff",
+        );
         plant(&store, "bad-body", "acme", &bad_body);
         plant(&store, "bad-envelope", "globex", b"\x02");
 

@@ -158,12 +158,7 @@ impl ContextsTx<'_> {
             user.as_str(),
             &shown(&user),
             None,
-            NewRecord {
-                format: envelope::FORMAT_POSTCARD_V1,
-                payload: &body,
-                expires_at_ms: None,
-                expect,
-            },
+            NewRecord::postcard(&body, None, expect),
         )?;
         Ok(ctx)
     }
