@@ -3,11 +3,16 @@
 //! An embedded, zero-network, single-file ACID state store for the state that a trading
 //! bot or an AI agent must find again after a crash, built on [redb](https://docs.rs/redb).
 //!
-//! One [`Store`] over one file holds, in one transaction domain: generic namespaced
-//! key/value records with versions, TTL and compare-and-swap; and (see the `tables`
-//! modules) user contexts, a card index, exactly-once dedup, sessions, pending ring
-//! buffers, a location cache and execution snapshots. Any mix of them changes atomically
-//! in one [`Store::write`].
+//! One [`Store`] over one file holds, in one transaction domain, the record families of
+//! [`tables`]: generic namespaced key/value records with versions, TTL and
+//! compare-and-swap ([`Store::kv`]); user contexts ([`Store::contexts`]); a card index
+//! ([`Store::cards`]); exactly-once dedup ([`Store::dedup`]) and idempotency keys
+//! ([`Store::idempotency`]); sessions ([`Store::sessions`]); a location cache
+//! ([`Store::location`]); pending ring buffers ([`Store::pending`]); execution snapshots
+//! ([`Store::snapshots`]); JSON blobs and byte stores ([`Store::blobs`], [`ByteStore`]).
+//! Any mix of them changes atomically in one [`Store::write`]; the payment webhook of
+//! [`flows`] is one such transaction ([`Store::process_webhook`]). [`compat`] keeps the
+//! seeds' trait shapes and method names for code ported from them.
 //!
 //! ```
 //! use edgestate::{Expect, ManualClock, Store};
