@@ -136,8 +136,9 @@ pub enum Error {
     NestedTransaction,
 
     /// A commit failed: the write may or may not be durable. redb refuses further writes
-    /// until the store is reopened; after reopening, check whether the write landed
-    /// (versions and dedup ids make that possible).
+    /// until the file is reopened ([`crate::Store::reopen`] does it under every clone);
+    /// after reopening, check whether the write landed (versions and dedup ids make that
+    /// possible).
     #[error("commit failed, outcome unknown until reopen")]
     CommitOutcomeUnknown(#[source] redb::Error),
 

@@ -212,3 +212,41 @@ fn compact_and_check_integrity_work_with_clones_and_live_readers() {
     assert_eq!(s.kv().list_prefix("ns", "", 10_000).unwrap().len(), 500);
     assert!(s.check_integrity().unwrap());
 }
+
+#[test]
+fn reopen_keeps_data_and_every_clone_keeps_working() {
+    let s = Store::temporary().unwrap();
+    let clone = s.clone();
+    s.kv().put("ns", "k", b"v", None).unwrap();
+    let reader = std::thread::spawn({
+        let s = s.clone();
+        move || {
+            for _ in 0..200 {
+                // Every read either sees the record or waits for the reopen: never an error.
+                assert!(s.kv().get("ns", "k").unwrap().is_some());
+            }
+        }
+    });
+    for _ in 0..3 {
+        clone.reopen().unwrap();
+    }
+    reader.join().unwrap();
+    assert_eq!(clone.kv().put("ns", "k", b"v2", None).unwrap(), 2);
+    assert_eq!(s.kv().get("ns", "k").unwrap().unwrap().value, b"v2");
+}
+
+#[test]
+fn reopen_is_refused_where_it_cannot_work() {
+    let mem = Store::in_memory().unwrap();
+    assert!(matches!(mem.reopen(), Err(Error::InvalidInput { .. })));
+    let s = Store::temporary().unwrap();
+    let r: Result<(), Error> = s.read(|_| {
+        assert!(matches!(s.reopen(), Err(Error::NestedTransaction)));
+        Ok(())
+    });
+    r.unwrap();
+    // A file that disappeared is not recreated empty: the store stays closed.
+    std::fs::remove_file(s.path().unwrap()).unwrap();
+    assert!(matches!(s.reopen(), Err(Error::Io { .. })));
+    assert!(matches!(s.kv().get("ns", "k"), Err(Error::Closed)));
+}

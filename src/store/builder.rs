@@ -189,7 +189,8 @@ impl StoreBuilder {
         let db = open_or_create(path, &self.redb_options(), |db| {
             schema::ensure(db, path, now)
         })?;
-        self.finish(db, Some(path.to_owned()), None)
+        let reopen = self.redb_options();
+        self.finish(db, Some((path.to_owned(), reopen)), None)
     }
 
     /// Opens (or initializes) a store on a custom redb storage backend: for fault
@@ -238,15 +239,20 @@ impl StoreBuilder {
         let db = open_or_create(&path, &self.redb_options(), |db| {
             schema::ensure(db, &path, now)
         })?;
-        self.finish(db, Some(path), Some(dir))
+        let reopen = self.redb_options();
+        self.finish(db, Some((path, reopen)), Some(dir))
     }
 
     fn finish(
         self,
         db: redb::Database,
-        path: Option<std::path::PathBuf>,
+        file: Option<(std::path::PathBuf, OpenOptionsRedb)>,
         temp_dir: Option<tempfile::TempDir>,
     ) -> Result<Store> {
+        let (path, reopen) = match file {
+            Some((path, options)) => (Some(path), Some(options)),
+            None => (None, None),
+        };
         let inner = Arc::new(Inner {
             db: RwLock::new(Some(db)),
             clock: self.clock,
@@ -254,6 +260,7 @@ impl StoreBuilder {
             durability: self.durability,
             quick_repair: self.quick_repair,
             path,
+            reopen,
             counters: SweeperCounters::default(),
             _temp_dir: temp_dir,
         });

@@ -67,6 +67,8 @@ pub(crate) struct Inner {
     durability: Durability,
     quick_repair: bool,
     path: Option<PathBuf>,
+    /// How to open `path` again, for [`Store::reopen`] (file stores only).
+    reopen: Option<open::OpenOptionsRedb>,
     counters: SweeperCounters,
     /// Keeps a temporary store's directory alive; dropped after `db`.
     _temp_dir: Option<tempfile::TempDir>,
@@ -319,6 +321,37 @@ impl Store {
             Some(db) => db.close().map_err(Error::from),
             None => Ok(()),
         }
+    }
+
+    /// Closes and reopens the file under every clone of this store, running redb's
+    /// recovery. This is how a long-running process gets back to work after a commit
+    /// failed with [`Error::CommitOutcomeUnknown`] (redb refuses further writes until the
+    /// file is reopened): clones keep working afterwards, and versions or dedup ids tell
+    /// whether the uncertain write landed. Waits for running transactions like
+    /// [`compact`](Store::compact).
+    ///
+    /// Only a store opened from a file can be reopened (`InvalidInput` otherwise). The
+    /// file must still exist: a missing file is not silently recreated empty. If opening
+    /// fails, the store stays closed ([`Error::Closed`] for every call) and `reopen` can be
+    /// tried again.
+    pub fn reopen(&self) -> Result<()> {
+        WriteScope::refuse_if_inside()?;
+        let (Some(path), Some(options)) = (&self.inner.path, &self.inner.reopen) else {
+            return Err(Error::invalid(
+                "reopen",
+                "only a store opened from a file can be reopened",
+            ));
+        };
+        let mut guard = self.inner.db.write();
+        if let Some(db) = guard.take() {
+            // After a failed commit, closing reports that same failure again; the reopen
+            // below is what recovers from it.
+            let _ = db.close();
+        }
+        let now = self.inner.clock.now_ms();
+        let db = open::open_existing(path, options, |db| schema::ensure(db, path, now))?;
+        *guard = Some(db);
+        Ok(())
     }
 
     /// Rewrites the file to release free space. Waits for running transactions and

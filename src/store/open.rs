@@ -10,6 +10,7 @@ use redb::backends::FileBackend;
 use crate::error::{Error, Result};
 
 /// How redb should be set up for a file.
+#[derive(Debug, Clone)]
 pub(crate) struct OpenOptionsRedb {
     pub(crate) cache_size: Option<usize>,
     pub(crate) verify_on_open: bool,
@@ -100,7 +101,8 @@ pub(crate) fn open_or_create(
     }
 }
 
-fn open_existing(
+/// Opens an existing store file (never creates one).
+pub(crate) fn open_existing(
     path: &Path,
     opts: &OpenOptionsRedb,
     init: impl Fn(&redb::Database) -> Result<()>,
