@@ -217,6 +217,17 @@ impl Error {
     pub fn is_conflict(&self) -> bool {
         matches!(self, Error::VersionConflict { .. })
     }
+
+    /// True for errors after which redb refuses writes until the file is reopened (a
+    /// failed commit, or an earlier I/O failure): call [`crate::Store::reopen`].
+    pub fn needs_reopen(&self) -> bool {
+        matches!(
+            self,
+            Error::CommitOutcomeUnknown(_)
+                | Error::Storage(redb::Error::PreviousIo)
+                | Error::Storage(redb::Error::TransactionPoisoned)
+        )
+    }
 }
 
 macro_rules! from_redb {
@@ -241,6 +252,14 @@ from_redb!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reopen_is_advised_after_io_failures_only() {
+        assert!(Error::CommitOutcomeUnknown(redb::Error::PreviousIo).needs_reopen());
+        assert!(Error::Storage(redb::Error::PreviousIo).needs_reopen());
+        assert!(!Error::Closed.needs_reopen());
+        assert!(!Error::invalid("k", "empty").needs_reopen());
+    }
 
     #[test]
     fn error_is_send_sync_static() {

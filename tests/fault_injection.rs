@@ -158,6 +158,10 @@ fn run_trial(
                         if !is_io_kind(&e) {
                             return Err(format!("probe write: wrong error {e:?}"));
                         }
+                        // A refused write must tell the caller that a reopen recovers.
+                        if !e.needs_reopen() {
+                            return Err(format!("probe write refused without needs_reopen: {e:?}"));
+                        }
                         report.probe_accepted = Some(false);
                         probe_may = true;
                     }
