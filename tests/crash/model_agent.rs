@@ -56,7 +56,7 @@ pub fn snapshot_of(
     now: u64,
 ) -> ExecutionSnapshot {
     let mut s = ExecutionSnapshot::new(exec, tenant, state_of(op_index), sequence);
-    s.user_id = (op_index % 3 != 0).then(|| format!("user-{}", op_index % 5));
+    s.user_id = (!op_index.is_multiple_of(3)).then(|| format!("user-{}", op_index % 5));
     s.current_step_id = Some(format!("step-{op_index}"));
     s.step_outputs
         .insert("op".to_owned(), serde_json::json!({ "op": op_index }));

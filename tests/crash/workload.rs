@@ -243,7 +243,7 @@ pub fn bump_value(current: Option<&[u8]>) -> Option<Vec<u8>> {
         .and_then(|v| v.first().copied())
         .unwrap_or(0)
         .wrapping_add(1);
-    (next % 7 != 0).then(|| vec![next])
+    (!next.is_multiple_of(7)).then(|| vec![next])
 }
 
 /// The deterministic operation sequence of one seed.
