@@ -19,7 +19,7 @@ const CARDS: [(&str, &str, &str); 3] = [
 
 fn webhook(n: u64) -> PaymentWebhook {
     // Every 7th payment comes from a card nobody has linked.
-    let fingerprint = if n % 7 == 0 {
+    let fingerprint = if n.is_multiple_of(7) {
         "fp_unknown".to_owned()
     } else {
         CARDS[(n % 3) as usize].0.to_owned()

@@ -107,7 +107,7 @@ fn update_value_increments_from_eight_threads_are_exact() {
             s.spawn(move || {
                 start.wait();
                 for i in 0..n {
-                    let key = if (t as u64 + i) % 2 == 0 {
+                    let key = if (t as u64 + i).is_multiple_of(2) {
                         "even"
                     } else {
                         "odd"
@@ -192,7 +192,7 @@ fn readers_never_see_a_half_applied_transfer() {
                 let mut rounds = 0u64;
                 while rounds < 20 || !writers_done.load(Ordering::SeqCst) {
                     rounds += 1;
-                    let sum = if (r + rounds) % 2 == 0 {
+                    let sum = if (r + rounds).is_multiple_of(2) {
                         store
                             .read(|tx| {
                                 let a = tx.kv().get("bank", "a")?.expect("a");
@@ -412,7 +412,7 @@ fn maintenance_under_load(durability: Durability) {
                             .put("m", &key, value.as_bytes(), None)
                             .expect("write under maintenance");
                         acked.insert(key, value.into_bytes());
-                        if i % 10 == 0 {
+                        if i.is_multiple_of(10) {
                             let doomed = format!("w{w}-{}", (i + 7) % 40);
                             store.kv().delete("m", &doomed).expect("delete");
                             acked.remove(&doomed);

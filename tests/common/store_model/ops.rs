@@ -522,7 +522,7 @@ pub fn snapshot(exec: usize, tenant: usize, seq: u64, state: usize) -> Execution
         seq,
     );
     s.timestamp_ms = seq * 10;
-    s.user_id = (seq % 2 == 0).then(|| "alice".to_owned());
+    s.user_id = seq.is_multiple_of(2).then(|| "alice".to_owned());
     s.current_step_id = Some(format!("step{seq}"));
     s.step_outputs.insert("s".into(), json!({"seq": seq}));
     s
