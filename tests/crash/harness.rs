@@ -1,5 +1,6 @@
 //! The parent side: spawns children, kills them, reopens the file and checks it.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
@@ -13,7 +14,7 @@ use crate::invariants;
 use crate::model::{diff, is_partial_sweep, Model};
 use crate::render;
 use crate::rng::Rng;
-use crate::run::{dump, read_cursor};
+use crate::run::{dump, read_cursor, Dump};
 use crate::workload::{configure, Workload, T0};
 
 /// Ops a child runs at most before closing the store and exiting on its own.
@@ -71,6 +72,9 @@ pub struct Harness {
     rng: Rng,
     /// Running mean of the time from spawning a child to its first ack.
     first_ack_us: u64,
+    /// Each stored snapshot's sequence number at the last verified state, with how
+    /// many cleanups its execution had had then.
+    snapshot_seqs: BTreeMap<String, (u64, u64)>,
     totals: Totals,
 }
 
@@ -101,6 +105,7 @@ impl Harness {
             probes: 1,
             rng: Rng::derive(seed, 99, 0),
             first_ack_us: 20_000,
+            snapshot_seqs: BTreeMap::new(),
             totals: Totals::default(),
         }
     }
@@ -315,6 +320,8 @@ impl Harness {
             ));
         }
         let mut broken = invariants::check(&physical, &live, now);
+        broken.extend(invariants::check_agent(&physical, &self.model.agent));
+        broken.extend(self.snapshot_seqs_never_go_back(&physical));
         broken.extend(invariants::check_counts(
             &store.stats().unwrap(),
             &physical.flat,
@@ -336,6 +343,27 @@ impl Harness {
         store.close().unwrap();
         self.deep_check(&physical.flat);
         self.verified = c;
+    }
+
+    /// A stored snapshot's sequence number never goes backwards from one verified state
+    /// to the next, unless its execution was cleaned up in between.
+    fn snapshot_seqs_never_go_back(&mut self, physical: &Dump) -> Vec<String> {
+        let mut bad = Vec::new();
+        let mut seen = BTreeMap::new();
+        for s in &physical.snapshots {
+            let (cleanups, _) = self.model.agent.cleanups(&s.execution_id);
+            if let Some((before_cleanups, before)) = self.snapshot_seqs.get(&s.execution_id) {
+                if *before_cleanups == cleanups && s.sequence_number < *before {
+                    bad.push(format!(
+                        "snapshot {} went back from sequence {before} to {}",
+                        s.execution_id, s.sequence_number
+                    ));
+                }
+            }
+            seen.insert(s.execution_id.clone(), (cleanups, s.sequence_number));
+        }
+        self.snapshot_seqs = seen;
+        bad
     }
 
     /// On a copy of the file, a sweep far in the future must remove exactly the
@@ -388,8 +416,8 @@ impl Harness {
         let [txs, doomed, sweeps, batched, compactions] = self.model.op_kinds;
         self.totals.coverage = format!(
             "transactions {txs}, rolled back {doomed}, sweeps {sweeps}, batched sweeps {batched}, \
-             compactions {compactions}; {:?}",
-            self.model.tables.coverage
+             compactions {compactions}; {:?}; {:?}",
+            self.model.tables.coverage, self.model.agent.coverage
         );
         self.totals
     }

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use edgestate::flows::webhook::CAPTURE_EVENT_TYPE;
 use edgestate::{ContextEvent, StoreStats};
 
+use crate::model_agent::AgentTables;
 use crate::render::{self, Flat};
 use crate::run::Dump;
-use crate::workload::{DEDUP_TTL_MS, MAX_RECENT_EVENTS, PENDING_CAPACITY};
+use crate::workload::{parse_memory_value, DEDUP_TTL_MS, MAX_RECENT_EVENTS, PENDING_CAPACITY};
 
 /// The txn id a capture event names (its summary ends `(txn <id>)`).
 fn txn_of(e: &ContextEvent) -> Option<&str> {
@@ -142,9 +143,60 @@ pub fn check(physical: &Dump, live: &Dump, now: u64) -> Vec<String> {
     bad
 }
 
+/// The agent tables on the store: each snapshot filed under its tenant and nowhere else,
+/// every index entry pointing at a snapshot of that tenant, and no working-memory key
+/// older than its execution's last cleanup (`agent` tells when those cleanups ran).
+pub fn check_agent(physical: &Dump, agent: &AgentTables) -> Vec<String> {
+    let mut bad = Vec::new();
+    let mut filed: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (tenant, execs) in &physical.tenant_index {
+        for exec in execs {
+            filed.entry(exec).or_default().push(tenant);
+            let owner = physical.snapshots.iter().find(|s| &s.execution_id == exec);
+            match owner {
+                Some(s) if &s.tenant_id == tenant => {}
+                Some(s) => bad.push(format!(
+                    "tenant index files {exec} under {tenant}, its snapshot says {}",
+                    s.tenant_id
+                )),
+                None => bad.push(format!(
+                    "tenant index files {exec} under {tenant}, but it has no snapshot"
+                )),
+            }
+        }
+    }
+    for s in &physical.snapshots {
+        let tenants = filed
+            .get(s.execution_id.as_str())
+            .cloned()
+            .unwrap_or_default();
+        if tenants != [s.tenant_id.as_str()] {
+            bad.push(format!(
+                "snapshot {} of {} is filed under {tenants:?}",
+                s.execution_id, s.tenant_id
+            ));
+        }
+    }
+    for (exec, key, value) in &physical.memory {
+        let Some((written, _)) = parse_memory_value(value) else {
+            bad.push(format!("working memory {exec}/{key} holds {value:?}"));
+            continue;
+        };
+        if let (_, Some(cleanup)) = agent.cleanups(exec) {
+            if written < cleanup {
+                bad.push(format!(
+                    "working memory {exec}/{key} written by op {written} survived the \
+                     cleanup of op {cleanup}"
+                ));
+            }
+        }
+    }
+    bad
+}
+
 /// Record counts: every table holds exactly the records the dump found (nothing outside
 /// the workload's key pools, no orphans), the expiry index one entry per expiring
-/// record, and the tables the workload never touches nothing. `probes`: records the
+/// record. `probes`: records the
 /// parent keeps in the KV table; `pending_counters`: users that ever had a capture.
 pub fn check_counts(
     stats: &StoreStats,
@@ -153,6 +205,7 @@ pub fn check_counts(
     pending_counters: u64,
 ) -> Vec<String> {
     let cards = render::count(physical, "cards");
+    let snapshots = render::count(physical, "snapshots");
     let want = [
         ("edgestate.kv", render::count(physical, "kv") + probes),
         ("edgestate.expiry", render::expiring(physical)),
@@ -163,11 +216,17 @@ pub fn check_counts(
         ("edgestate.sessions", render::count(physical, "sessions")),
         ("edgestate.pending", render::count(physical, "pending")),
         ("edgestate.pending_seq", pending_counters),
-        ("edgestate.idempotency", 0),
-        ("edgestate.locations", 0),
-        ("edgestate.snapshots", 0),
-        ("edgestate.snapshots_by_tenant", 0),
-        ("edgestate.working_memory", 0),
+        (
+            "edgestate.idempotency",
+            render::count(physical, "idempotency"),
+        ),
+        ("edgestate.locations", render::count(physical, "locations")),
+        ("edgestate.snapshots", snapshots),
+        ("edgestate.snapshots_by_tenant", snapshots),
+        (
+            "edgestate.working_memory",
+            render::count(physical, "memory"),
+        ),
     ];
     want.iter()
         .filter(|(table, n)| stats.records(table) != Some(*n))

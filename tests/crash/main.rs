@@ -7,7 +7,10 @@
 //! puts with TTLs, compare-and-swap, update closures, typed values, deletes and prefix
 //! deletes with the seed tables: the payment webhook flow (card lookup, dedup claim,
 //! pending capture, context event in one transaction), card link/unlink, context events
-//! and patches, pending takes and session store/use/invalidate. Some ops roll back on
+//! and patches, pending takes and session store/use/invalidate, and the agent tables:
+//! execution snapshots (fresh, equal and stale sequence numbers, tenant moves), working
+//! memory with TTLs, execution cleanups, idempotency begin/complete/abandon under short
+//! leases, and the location cache. Some ops roll back on
 //! purpose; sweeps (one transaction or batched) and clock jumps of hours make TTL
 //! removals part of what crashes interrupt. The child prints `@ack <i>` after each
 //! commit returns.
@@ -24,7 +27,10 @@
 //! - invariants hold on the store itself: card index and reverse index agree, no
 //!   pending ring over capacity and seqs strictly ordered, every dedup claim shows
 //!   exactly once in its user's context events (unless pushed out of the bounded list),
-//!   every live capture has its live claim, sessions within their actions, every table
+//!   every live capture has its live claim, sessions within their actions, each
+//!   snapshot's tenant index entry agrees with it, a stored snapshot's sequence number
+//!   never goes backwards across cycles, no working-memory key survives its
+//!   execution's cleanup, every table
 //!   holds exactly the records found, and the expiry index one entry per expiring record
 //!   (counted, and proved on a copy of the file by a far-future sweep);
 //! - `check_integrity()` passes and the store takes a durable write afterwards.
@@ -42,6 +48,7 @@ mod child;
 mod harness;
 mod invariants;
 mod model;
+mod model_agent;
 mod model_tables;
 mod render;
 mod rng;

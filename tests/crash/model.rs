@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use edgestate::Expect;
 
+use crate::model_agent::AgentTables;
 use crate::model_tables::Tables;
 use crate::render::{self, Flat};
 use crate::workload::{bump_value, Counter, Op, Step, CONFLICTS, TYPED_NS};
@@ -27,6 +28,7 @@ pub struct Model {
     pub cursor: u64,
     kv: BTreeMap<(String, String), Rec>,
     pub tables: Tables,
+    pub agent: AgentTables,
     /// Ops applied, by kind: transactions, rolled back, sweeps, batched sweeps, compactions.
     pub op_kinds: [u64; 5],
 }
@@ -111,7 +113,8 @@ impl Model {
                 .retain(|(n, k), _| !(n == ns && k.starts_with(prefix))),
             table_step => {
                 assert!(
-                    self.tables.step(table_step, op_index, now),
+                    self.tables.step(table_step, op_index, now)
+                        || self.agent.step(table_step, op_index, now),
                     "{table_step:?}"
                 );
             }
@@ -123,6 +126,7 @@ impl Model {
         self.kv
             .retain(|_, r| r.expires_at.is_none_or(|at| at > now));
         self.tables.sweep_all(now);
+        self.agent.sweep_all(now);
     }
 
     /// Applies op `i` (run at clock `now`) and moves the cursor past it.
@@ -167,6 +171,7 @@ impl Model {
             )]);
         }
         self.tables.render_into(&mut out, at);
+        self.agent.render_into(&mut out, at);
         out
     }
 }

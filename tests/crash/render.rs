@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use edgestate::{CardMapping, PendingEntry, ProcessedTransaction, SessionKeyData, UserContext};
+use edgestate::{
+    CardMapping, ExecutionSnapshot, IdempotencyState, PendingEntry, ProcessedTransaction,
+    SessionKeyData, UserContext,
+};
 
 use crate::rng::fnv;
 
@@ -85,6 +88,71 @@ pub fn pending(user: &str, e: &PendingEntry) -> ((&'static str, String), Line) {
         Line {
             render: format!("{:?}", e.capture),
             expires_at_ms: Some(e.expires_at_ms),
+        },
+    )
+}
+
+pub fn snapshot(s: &ExecutionSnapshot) -> ((&'static str, String), Line) {
+    let outputs: BTreeMap<_, _> = s.step_outputs.iter().collect();
+    let variables: BTreeMap<_, _> = s.variables.iter().collect();
+    (
+        ("snapshots", s.execution_id.clone()),
+        line(format!(
+            "{} seq {} {} user {:?} step {:?} outputs {outputs:?} variables {variables:?} at {}",
+            s.tenant_id, s.sequence_number, s.state, s.user_id, s.current_step_id, s.timestamp_ms
+        )),
+    )
+}
+
+pub fn tenant_index(tenant: &str, execs: &[String]) -> ((&'static str, String), Line) {
+    (
+        ("snapshots_by_tenant", tenant.to_owned()),
+        line(execs.join(",")),
+    )
+}
+
+/// `expires_at_ms`: the expiry the value names (the API does not show it).
+pub fn memory(
+    exec: &str,
+    key: &str,
+    value: &[u8],
+    expires_at_ms: Option<u64>,
+) -> ((&'static str, String), Line) {
+    (
+        ("memory", format!("{exec}/{key}")),
+        Line {
+            render: String::from_utf8_lossy(value).into_owned(),
+            expires_at_ms,
+        },
+    )
+}
+
+pub fn idempotency(
+    key: &str,
+    payload: &[u8],
+    state: &IdempotencyState,
+    expires_at_ms: u64,
+) -> ((&'static str, String), Line) {
+    (
+        ("idempotency", key.to_owned()),
+        Line {
+            render: format!("{} {state:?}", String::from_utf8_lossy(payload)),
+            expires_at_ms: Some(expires_at_ms),
+        },
+    )
+}
+
+pub fn location(
+    user: &str,
+    merchant: &str,
+    entered_at_ms: u64,
+    expires_at_ms: u64,
+) -> ((&'static str, String), Line) {
+    (
+        ("locations", user.to_owned()),
+        Line {
+            render: format!("{merchant} entered {entered_at_ms}"),
+            expires_at_ms: Some(expires_at_ms),
         },
     )
 }

@@ -4,15 +4,17 @@
 use std::time::Duration;
 
 use edgestate::{
-    CardMapping, Error, ManualClock, PaymentWebhook, PendingEntry, ProcessedTransaction, Result,
-    SessionKeyData, Store, UserContext, WriteTx,
+    CardMapping, Error, ExecutionSnapshot, ManualClock, PaymentWebhook, PendingEntry,
+    ProcessedTransaction, Result, SessionKeyData, Store, UserContext, WriteTx,
 };
 
 use crate::model::{CURSOR_KEY, HARNESS_NS};
+use crate::model_agent::{idem_result, snapshot_of};
 use crate::model_tables::{merchant_name, note, session_data};
 use crate::render::{self, Flat};
 use crate::workload::{
-    bump_value, txn_id, Counter, Op, Step, BYTE_NS, CARDS, CONFLICTS, TXN_POOL, TYPED_NS, USERS,
+    bump_value, memory_value, parse_memory_value, txn_id, Counter, Op, Step, BYTE_NS, CARDS,
+    CONFLICTS, EXECS, IDEMPOTENCY_KEYS, TENANTS, TXN_POOL, TYPED_NS, USERS,
 };
 
 fn ttl(ms: Option<u64>) -> Option<Duration> {
@@ -140,6 +142,54 @@ fn run_step(tx: &WriteTx, step: &Step, op_index: u64) -> Result<()> {
         Step::SessionInvalidate { user } => {
             tx.sessions().invalidate(user)?;
         }
+        Step::SnapshotSave {
+            exec,
+            tenant,
+            sequence,
+        } => {
+            let snap = snapshot_of(exec, tenant, *sequence, op_index, tx.now_ms());
+            // A stale save writes nothing, so the transaction may go on.
+            match tx.snapshots().save(&snap) {
+                Ok(_) | Err(Error::StaleSnapshot { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Step::MemorySet { exec, key, ttl_ms } => {
+            let value = memory_value(op_index, ttl_ms.map(|t| tx.now_ms() + t));
+            tx.snapshots().set_memory(exec, key, &value, ttl(*ttl_ms))?;
+        }
+        Step::MemoryDelete { exec, key } => {
+            tx.snapshots().delete_memory(exec, key)?;
+        }
+        Step::ExecCleanup { exec } => {
+            tx.snapshots().delete_execution_state(exec)?;
+        }
+        Step::IdemBegin { key, payload } => {
+            // A refusal writes nothing, so the transaction may go on.
+            match tx.idempotency().begin(key, payload.as_bytes()) {
+                Ok(_)
+                | Err(Error::IdempotencyMismatch { .. } | Error::IdempotencyInProgress { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Step::IdemComplete { key, payload } => {
+            match tx
+                .idempotency()
+                .complete(key, payload.as_bytes(), &idem_result(op_index))
+            {
+                Ok(_) | Err(Error::IdempotencyMismatch { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Step::IdemAbandon { key } => {
+            tx.idempotency().abandon(key)?;
+        }
+        Step::LocationCache { user, merchant } => {
+            tx.location().cache_current_merchant(user, merchant)?;
+        }
+        Step::LocationClear { user } => {
+            tx.location().clear(user)?;
+        }
     }
     Ok(())
 }
@@ -208,6 +258,11 @@ pub struct Dump {
     pub sessions: Vec<(String, SessionKeyData)>,
     /// Each user's pending captures, newest first.
     pub pending: Vec<(String, Vec<PendingEntry>)>,
+    pub snapshots: Vec<ExecutionSnapshot>,
+    /// Each tenant's execution ids by the tenant index.
+    pub tenant_index: Vec<(String, Vec<String>)>,
+    /// (exec, key, value) of every working-memory record.
+    pub memory: Vec<(String, String, Vec<u8>)>,
 }
 
 /// Everything visible at `at` (0: every physical record, since nothing has expired at
@@ -248,6 +303,46 @@ pub fn dump(store: &Store, clock: &ManualClock, at: u64) -> Result<Dump> {
                 d.flat.extend([render::pending(user, e)]);
             }
             d.pending.push((user.to_owned(), entries));
+        }
+        for exec in EXECS {
+            if let Some(s) = tx.snapshots().load(exec)? {
+                d.flat.extend([render::snapshot(&s)]);
+                d.snapshots.push(s);
+            }
+            for key in tx.snapshots().list_memory(exec)? {
+                let value = tx.snapshots().get_memory(exec, &key)?.unwrap_or_default();
+                let expiry = parse_memory_value(&value).and_then(|(_, at)| at);
+                d.flat.extend([render::memory(exec, &key, &value, expiry)]);
+                d.memory.push((exec.to_owned(), key, value));
+            }
+        }
+        for tenant in TENANTS {
+            let execs = tx.snapshots().list_by_tenant(tenant, usize::MAX)?;
+            if !execs.is_empty() {
+                d.flat.extend([render::tenant_index(tenant, &execs)]);
+            }
+            d.tenant_index.push((tenant.to_owned(), execs));
+        }
+        for key in IDEMPOTENCY_KEYS {
+            if let Some(r) = tx.idempotency().get(key)? {
+                let expiry = r.expires_at_ms.unwrap_or(u64::MAX);
+                d.flat.extend([render::idempotency(
+                    key,
+                    &r.payload_fingerprint,
+                    &r.state,
+                    expiry,
+                )]);
+            }
+        }
+        for user in USERS {
+            if let Some(m) = tx.location().current_merchant(user)? {
+                d.flat.extend([render::location(
+                    user,
+                    &m.merchant_id,
+                    m.entered_at_ms,
+                    m.expires_at_ms,
+                )]);
+            }
         }
         for n in 0..TXN_POOL {
             if let Some(c) = tx.dedup().get(&txn_id(n))? {

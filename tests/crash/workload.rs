@@ -35,6 +35,9 @@ pub fn configure(builder: edgestate::StoreBuilder) -> edgestate::StoreBuilder {
         .dedup_ttl(std::time::Duration::from_millis(DEDUP_TTL_MS))
         .pending_ttl(std::time::Duration::from_millis(PENDING_TTL_MS))
         .session_ttl(std::time::Duration::from_millis(SESSION_TTL_MS))
+        .location_ttl(std::time::Duration::from_millis(LOCATION_TTL_MS))
+        .idempotency_lease(std::time::Duration::from_millis(IDEMPOTENCY_LEASE_MS))
+        .idempotency_ttl(std::time::Duration::from_millis(IDEMPOTENCY_TTL_MS))
 }
 pub const PENDING_CAPACITY: usize = 4;
 pub const MAX_RECENT_EVENTS: usize = 6;
@@ -42,6 +45,39 @@ pub const MAX_RECENT_EVENTS: usize = 6;
 pub const PENDING_TTL_MS: u64 = 6 * 3_600_000;
 pub const DEDUP_TTL_MS: u64 = 12 * 3_600_000;
 pub const SESSION_TTL_MS: u64 = 4 * 3_600_000;
+pub const LOCATION_TTL_MS: u64 = 30 * 60_000;
+/// A few ops long, so retries meet both held and run-out leases.
+pub const IDEMPOTENCY_LEASE_MS: u64 = 20_000;
+pub const IDEMPOTENCY_TTL_MS: u64 = 2 * 3_600_000;
+
+pub const EXECS: [&str; 3] = ["e1", "e2", "e3"];
+pub const TENANTS: [&str; 2] = ["acme", "globex"];
+pub const MEMORY_KEYS: [&str; 3] = ["m0", "m1", "m2"];
+pub const IDEMPOTENCY_KEYS: [&str; 4] = ["r0", "r1", "r2", "r3"];
+/// Two payload fingerprints, so a key is sometimes reused for another request.
+pub const PAYLOADS: [&str; 2] = ["pA", "pB"];
+
+/// The working-memory value a [`Step::MemorySet`] of op `op_index` writes: it names
+/// its op (so a value that outlives a later cleanup of its execution is caught) and
+/// its expiry (which the API does not show, but the expiry index counts).
+pub fn memory_value(op_index: u64, expires_at_ms: Option<u64>) -> Vec<u8> {
+    match expires_at_ms {
+        Some(at) => format!("op {op_index} until {at}"),
+        None => format!("op {op_index} until -"),
+    }
+    .into_bytes()
+}
+
+/// The op and the expiry a [`memory_value`] names.
+pub fn parse_memory_value(value: &[u8]) -> Option<(u64, Option<u64>)> {
+    let s = std::str::from_utf8(value).ok()?;
+    let (op, until) = s.strip_prefix("op ")?.split_once(" until ")?;
+    let until = match until {
+        "-" => None,
+        at => Some(at.parse().ok()?),
+    };
+    Some((op.parse().ok()?, until))
+}
 
 pub fn txn_id(n: u64) -> String {
     format!("tx{n}")
@@ -133,6 +169,47 @@ pub enum Step {
     SessionInvalidate {
         user: &'static str,
     },
+    /// `snapshots().save`; a stale sequence number is refused, writing nothing, and the
+    /// transaction goes on.
+    SnapshotSave {
+        exec: &'static str,
+        tenant: &'static str,
+        sequence: u64,
+    },
+    /// `snapshots().set_memory` of [`memory_value`].
+    MemorySet {
+        exec: &'static str,
+        key: &'static str,
+        ttl_ms: Option<u64>,
+    },
+    MemoryDelete {
+        exec: &'static str,
+        key: &'static str,
+    },
+    /// `snapshots().delete_execution_state`: snapshot, index entry, all memory.
+    ExecCleanup {
+        exec: &'static str,
+    },
+    /// `idempotency().begin`; a mismatch or a held lease writes nothing.
+    IdemBegin {
+        key: &'static str,
+        payload: &'static str,
+    },
+    /// `idempotency().complete` with a result naming the op; a mismatch writes nothing.
+    IdemComplete {
+        key: &'static str,
+        payload: &'static str,
+    },
+    IdemAbandon {
+        key: &'static str,
+    },
+    LocationCache {
+        user: &'static str,
+        merchant: &'static str,
+    },
+    LocationClear {
+        user: &'static str,
+    },
 }
 
 /// One numbered operation of the workload.
@@ -221,12 +298,10 @@ impl Workload {
 fn steps(r: &mut Rng, i: u64) -> Vec<Step> {
     let n = if r.percent(60) { 1 } else { r.range(2, 7) };
     (0..n)
-        .map(|_| {
-            if r.percent(50) {
-                kv_step(r)
-            } else {
-                table_step(r, i)
-            }
+        .map(|_| match r.below(100) {
+            0..=41 => kv_step(r),
+            42..=76 => table_step(r, i),
+            _ => agent_step(r, i),
         })
         .collect()
 }
@@ -338,5 +413,44 @@ fn table_step(r: &mut Rng, i: u64) -> Step {
         },
         86..=96 => Step::SessionUse { user },
         _ => Step::SessionInvalidate { user },
+    }
+}
+
+/// Snapshots, working memory, idempotency keys and the location cache.
+fn agent_step(r: &mut Rng, i: u64) -> Step {
+    let exec = EXECS[r.index(EXECS.len())];
+    let key = IDEMPOTENCY_KEYS[r.index(IDEMPOTENCY_KEYS.len())];
+    let payload = PAYLOADS[if r.percent(85) { 0 } else { 1 }];
+    let user = USERS[r.index(USERS.len())];
+    match r.below(100) {
+        0..=19 => Step::SnapshotSave {
+            exec,
+            tenant: TENANTS[if r.percent(80) { 0 } else { 1 }],
+            // Mostly ahead of any earlier save, sometimes behind a recent one (stale),
+            // sometimes equal to it.
+            sequence: match r.below(10) {
+                0..=6 => i * 4 + r.below(4),
+                7 => i * 4,
+                _ => (i * 4).saturating_sub(r.range(1, 400)),
+            },
+        },
+        20..=36 => Step::MemorySet {
+            exec,
+            key: MEMORY_KEYS[r.index(MEMORY_KEYS.len())],
+            ttl_ms: ttl(r),
+        },
+        37..=41 => Step::MemoryDelete {
+            exec,
+            key: MEMORY_KEYS[r.index(MEMORY_KEYS.len())],
+        },
+        42..=47 => Step::ExecCleanup { exec },
+        48..=62 => Step::IdemBegin { key, payload },
+        63..=74 => Step::IdemComplete { key, payload },
+        75..=79 => Step::IdemAbandon { key },
+        80..=93 => Step::LocationCache {
+            user,
+            merchant: MERCHANTS[r.index(MERCHANTS.len())],
+        },
+        _ => Step::LocationClear { user },
     }
 }
