@@ -100,8 +100,43 @@ pub(crate) fn put<K: redb::Key + 'static>(
     ttl_key: Option<&dyn Fn() -> TtlKey>,
     new: NewRecord<'_>,
 ) -> Result<u64> {
-    let name = def.name_static();
     limits::check_value_len("value", new.payload.len())?;
+    let header = NewHeader {
+        format: new.format,
+        expires_at_ms: new.expires_at_ms,
+        expect: new.expect,
+    };
+    put_with(
+        tx,
+        def,
+        key,
+        shown_key,
+        ttl_key,
+        header,
+        |_| Ok(new.payload),
+    )
+}
+
+/// The envelope fields of a record whose body is built by [`put_with`].
+pub(crate) struct NewHeader {
+    pub(crate) format: u8,
+    pub(crate) expires_at_ms: Option<u64>,
+    pub(crate) expect: Expect,
+}
+
+/// Like [`put`], for bodies that contain their own version (a context carries its
+/// version inside): `build` receives the new version once `expect` has passed, so the
+/// live record is read once.
+pub(crate) fn put_with<K: redb::Key + 'static, P: AsRef<[u8]>>(
+    tx: &WriteTx,
+    def: TableDefinition<'static, K, &'static [u8]>,
+    key: K::SelfType<'_>,
+    shown_key: &dyn Fn() -> String,
+    ttl_key: Option<&dyn Fn() -> TtlKey>,
+    new: NewHeader,
+    build: impl FnOnce(u64) -> Result<P>,
+) -> Result<u64> {
+    let name = def.name_static();
     let mut table = tx.raw().open_table(def)?;
     let (old_expiry, live_version) = match table.get(&key)? {
         Some(guard) => {
@@ -117,7 +152,10 @@ pub(crate) fn put<K: redb::Key + 'static>(
     };
     new.expect.check(name, shown_key, live_version)?;
     let version = live_version.map_or(1, |v| v.saturating_add(1));
-    let bytes = envelope::encode(new.format, version, new.expires_at_ms, new.payload);
+    let payload = build(version)?;
+    let payload = payload.as_ref();
+    limits::check_value_len("value", payload.len())?;
+    let bytes = envelope::encode(new.format, version, new.expires_at_ms, payload);
     table.insert(&key, bytes.as_slice())?;
     drop(table);
     if old_expiry.is_some() || new.expires_at_ms.is_some() {

@@ -14,7 +14,7 @@ mod patch;
 
 use redb::ReadableTable;
 
-use super::record::{self, NewRecord};
+use super::record::{self, NewHeader};
 use super::Expect;
 use crate::codec::{self, envelope};
 use crate::error::{Error, Result};
@@ -137,29 +137,26 @@ impl ContextsTx<'_> {
     pub fn put_if(&self, mut ctx: UserContext, expect: Expect) -> Result<UserContext> {
         limits::check_key("pubkey", &ctx.pubkey)?;
         let user = ctx.pubkey.clone();
-        let live = {
-            let table = self.tx.raw().open_table(CONTEXTS)?;
-            record::get_live(
-                &table,
-                TABLE,
-                user.as_str(),
-                &shown(&user),
-                self.tx.now_ms(),
-            )?
-            .map(|s| s.version)
-        };
-        expect.check(TABLE, &shown(&user), live)?;
-        ctx.version = live.map_or(1, |v| v.saturating_add(1));
         ctx.updated_at = super::unix_seconds(self.tx.now_ms());
-        let body = codec::to_postcard("user context", &ctx)?;
-        ctx.version = record::put(
+        // The version lives inside the body too, so the body is built once the new
+        // version is known.
+        let version = record::put_with(
             self.tx,
             CONTEXTS,
             user.as_str(),
             &shown(&user),
             None,
-            NewRecord::postcard(&body, None, expect),
+            NewHeader {
+                format: envelope::FORMAT_POSTCARD_V1,
+                expires_at_ms: None,
+                expect,
+            },
+            |version| {
+                ctx.version = version;
+                codec::to_postcard("user context", &ctx)
+            },
         )?;
+        ctx.version = version;
         Ok(ctx)
     }
 
