@@ -31,7 +31,11 @@ pub enum Error {
 
     /// A conditional write found a different version than it expected. Nothing was written.
     /// `None` means "absent".
-    #[error("version conflict on {table} `{key}`: expected {expected:?}, found {actual:?}")]
+    #[error(
+        "version conflict on {table} `{key}`: expected {}, found {}",
+        expected_text(.expected),
+        found_text(.actual)
+    )]
     VersionConflict {
         /// The logical table.
         table: &'static str,
@@ -163,11 +167,11 @@ pub enum Error {
     },
 
     /// An error from redb, the storage engine.
-    #[error("storage error: {0}")]
+    #[error("storage engine (redb) failed")]
     Storage(#[source] redb::Error),
 
     /// An I/O error outside redb (creating, renaming or syncing files).
-    #[error("I/O error on {path}: {source}")]
+    #[error("I/O error on {path}")]
     Io {
         /// The path involved.
         path: PathBuf,
@@ -175,6 +179,22 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// "version 3" or "absent", for [`Error::VersionConflict`].
+fn expected_text(expected: &Option<u64>) -> String {
+    match expected {
+        Some(v) => format!("version {v}"),
+        None => "absent".to_owned(),
+    }
+}
+
+/// "version 4" or "none", for [`Error::VersionConflict`].
+fn found_text(actual: &Option<u64>) -> String {
+    match actual {
+        Some(v) => format!("version {v}"),
+        None => "none".to_owned(),
+    }
 }
 
 /// Why a session refused an action.
@@ -259,6 +279,42 @@ mod tests {
         assert!(Error::Storage(redb::Error::PreviousIo).needs_reopen());
         assert!(!Error::Closed.needs_reopen());
         assert!(!Error::invalid("k", "empty").needs_reopen());
+    }
+
+    #[test]
+    fn conflicts_read_as_sentences() {
+        let e = Error::VersionConflict {
+            table: "edgestate.kv",
+            key: "a/b".into(),
+            expected: Some(1),
+            actual: Some(2),
+        };
+        assert_eq!(
+            e.to_string(),
+            "version conflict on edgestate.kv `a/b`: expected version 1, found version 2"
+        );
+        let e = Error::VersionConflict {
+            table: "edgestate.kv",
+            key: "a/b".into(),
+            expected: None,
+            actual: Some(2),
+        };
+        assert!(e.to_string().ends_with("expected absent, found version 2"));
+    }
+
+    #[test]
+    fn a_cause_is_shown_once() {
+        use std::error::Error as _;
+        let e = Error::Storage(redb::Error::PreviousIo);
+        let cause = e.source().map(|s| s.to_string()).unwrap_or_default();
+        assert!(!cause.is_empty());
+        assert!(!e.to_string().contains(&cause));
+        let e = Error::Io {
+            path: "/x".into(),
+            source: std::io::Error::other("disk on fire"),
+        };
+        assert!(!e.to_string().contains("disk on fire"));
+        assert!(e.source().is_some());
     }
 
     #[test]

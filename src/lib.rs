@@ -51,7 +51,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod access;
 mod clock;
+mod config;
 pub mod codec;
 pub mod compat;
 mod error;
@@ -63,31 +65,25 @@ pub mod tables;
 mod ttl;
 mod txn;
 
+pub use access::{Access, WriteAccess};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result, SessionRefusal};
 pub use flows::webhook::{PaymentWebhook, WebhookOutcome};
 pub use schema::SCHEMA_VERSION;
 pub use store::{Durability, Store, StoreBuilder, StoreConfig, StoreStats, TableStats};
-pub use tables::blobs::{
-    Blobs, BlobsRead, BlobsTx, ByteStore, FillStore, OrderStore, PrefixStore, BLOB_NAMESPACE,
-};
-pub use tables::cards::{CardMapping, Cards, CardsRead, CardsTx, LinkOutcome};
+pub use tables::blobs::{Blobs, BLOB_NAMESPACE};
+pub use tables::cards::{CardMapping, Cards, LinkOutcome};
 pub use tables::contexts::{
-    ContextBatch, ContextEvent, Contexts, ContextsRead, ContextsTx, NotificationPrefs, UserContext,
-    UserPreferences, VaultState,
+    ContextBatch, ContextEvent, Contexts, NotificationPrefs, UserContext, UserPreferences,
+    VaultState,
 };
-pub use tables::dedup::{Claim, Dedup, DedupRead, DedupTx, ProcessedTransaction};
-pub use tables::idempotency::{
-    Begin, Idempotency, IdempotencyRead, IdempotencyRecord, IdempotencyState, IdempotencyTx,
-};
-pub use tables::kv::{Kv, KvEntry, KvRead, KvTx};
-pub use tables::location::{CurrentMerchant, LocationCache, LocationCacheRead, LocationCacheTx};
-pub use tables::pending::{
-    Pending, PendingCapture, PendingEntry, PendingId, PendingLocation, PendingRead, PendingTx,
-};
-pub use tables::sessions::{SessionKeyData, Sessions, SessionsRead, SessionsTx};
-pub use tables::snapshots::{
-    ExecutionCleanup, ExecutionSnapshot, ExecutionState, Snapshots, SnapshotsRead, SnapshotsTx,
-};
+pub use tables::dedup::{Claim, Dedup, ProcessedTransaction};
+pub use tables::idempotency::{Begin, Idempotency, IdempotencyRecord, IdempotencyState};
+pub use tables::kv::{Kv, KvEntry};
+pub use tables::location::{CurrentMerchant, LocationCache};
+pub use tables::memory::WorkingMemory;
+pub use tables::pending::{Pending, PendingCapture, PendingEntry, PendingId, PendingLocation};
+pub use tables::sessions::{SessionKeyData, Sessions};
+pub use tables::snapshots::{ExecutionCleanup, ExecutionSnapshot, ExecutionState, Snapshots};
 pub use tables::{Expect, Versioned};
 pub use txn::{ReadTx, WriteTx};

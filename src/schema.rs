@@ -6,6 +6,7 @@ use redb::{
     TableDefinition, TableHandle,
 };
 
+use crate::codec::keys::KeyShape;
 use crate::error::{Error, Result};
 
 /// The schema version this build writes.
@@ -16,44 +17,68 @@ pub const OLDEST_SUPPORTED_SCHEMA: u32 = 1;
 /// Store-wide facts: schema version, creation time, creating crate version.
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("edgestate.meta");
 /// Generic namespaced key/value records: `(namespace, key) -> envelope`.
-pub(crate) const KV: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("edgestate.kv");
+pub(crate) const KV: RecordTable<(&str, &str)> = RecordTable::new("edgestate.kv", Some(TtlTable::Kv));
 /// Expiry index, ordered by time: `(expires_at_ms, table tag, packed key) -> ()`.
 pub(crate) const EXPIRY: TableDefinition<(u64, u8, &[u8]), ()> =
     TableDefinition::new("edgestate.expiry");
 /// User contexts: `user -> envelope(UserContext)`.
-pub(crate) const CONTEXTS: TableDefinition<&str, &[u8]> =
-    TableDefinition::new("edgestate.contexts");
+pub(crate) const CONTEXTS: RecordTable<&str> = RecordTable::new("edgestate.contexts", None);
 /// Card index, unique: `fingerprint -> envelope(CardMapping)`.
-pub(crate) const CARDS: TableDefinition<&str, &[u8]> = TableDefinition::new("edgestate.cards");
+pub(crate) const CARDS: RecordTable<&str> = RecordTable::new("edgestate.cards", None);
 /// Reverse card index: `user -> {fingerprint}`.
 pub(crate) const USER_CARDS: MultimapTableDefinition<&str, &str> =
     MultimapTableDefinition::new("edgestate.user_cards");
 /// Processed transaction ids: `txn id -> envelope(claim)`.
-pub(crate) const DEDUP: TableDefinition<&str, &[u8]> = TableDefinition::new("edgestate.dedup");
+pub(crate) const DEDUP: RecordTable<&str> = RecordTable::new("edgestate.dedup", Some(TtlTable::Dedup));
 /// Idempotency records with leases: `key -> envelope(record)`.
-pub(crate) const IDEMPOTENCY: TableDefinition<&str, &[u8]> =
-    TableDefinition::new("edgestate.idempotency");
+pub(crate) const IDEMPOTENCY: RecordTable<&str> = RecordTable::new("edgestate.idempotency", Some(TtlTable::Idempotency));
 /// Session keys: `user -> envelope(session)`.
-pub(crate) const SESSIONS: TableDefinition<&str, &[u8]> =
-    TableDefinition::new("edgestate.sessions");
+pub(crate) const SESSIONS: RecordTable<&str> = RecordTable::new("edgestate.sessions", Some(TtlTable::Sessions));
 /// Current-merchant location cache: `user -> envelope(location)`.
-pub(crate) const LOCATIONS: TableDefinition<&str, &[u8]> =
-    TableDefinition::new("edgestate.locations");
+pub(crate) const LOCATIONS: RecordTable<&str> = RecordTable::new("edgestate.locations", Some(TtlTable::Locations));
 /// Pending captures ring buffers: `(user, seq) -> envelope(capture)`.
-pub(crate) const PENDING: TableDefinition<(&str, u64), &[u8]> =
-    TableDefinition::new("edgestate.pending");
+pub(crate) const PENDING: RecordTable<(&str, u64)> = RecordTable::new("edgestate.pending", Some(TtlTable::Pending));
 /// Next pending sequence number per user: `user -> next seq`.
 pub(crate) const PENDING_SEQ: TableDefinition<&str, u64> =
     TableDefinition::new("edgestate.pending_seq");
 /// Execution snapshots: `execution id -> envelope(snapshot)`.
-pub(crate) const SNAPSHOTS: TableDefinition<&str, &[u8]> =
-    TableDefinition::new("edgestate.snapshots");
+pub(crate) const SNAPSHOTS: RecordTable<&str> = RecordTable::new("edgestate.snapshots", None);
 /// Snapshots by tenant: `tenant -> {execution id}`.
 pub(crate) const SNAPSHOTS_BY_TENANT: MultimapTableDefinition<&str, &str> =
     MultimapTableDefinition::new("edgestate.snapshots_by_tenant");
 /// Working memory per execution: `(execution id, key) -> envelope(bytes)`.
-pub(crate) const WORKING_MEMORY: TableDefinition<(&str, &str), &[u8]> =
-    TableDefinition::new("edgestate.working_memory");
+pub(crate) const WORKING_MEMORY: RecordTable<(&str, &str)> = RecordTable::new("edgestate.working_memory", Some(TtlTable::WorkingMemory));
+
+/// A table of enveloped records: its redb definition, its name, and whether (and under
+/// which tag) its records may carry a TTL. How its keys are shown and packed follows
+/// from the key shape ([`KeyShape`]). The record layer takes one of these instead of a
+/// bundle of per-table helpers.
+pub(crate) struct RecordTable<K: KeyShape> {
+    /// The redb table.
+    pub(crate) def: TableDefinition<'static, K, &'static [u8]>,
+    /// Its name in the file, as errors show it.
+    pub(crate) name: &'static str,
+    /// The expiry-index tag, for tables whose records may expire.
+    pub(crate) ttl: Option<TtlTable>,
+}
+
+impl<K: KeyShape> RecordTable<K> {
+    const fn new(name: &'static str, ttl: Option<TtlTable>) -> Self {
+        RecordTable {
+            def: TableDefinition::new(name),
+            name,
+            ttl,
+        }
+    }
+}
+
+impl<K: KeyShape> Clone for RecordTable<K> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<K: KeyShape> Copy for RecordTable<K> {}
 
 /// Tables whose records may carry a TTL. The tag is stored in the expiry index, so the
 /// numbers are part of the file format and never change.
@@ -218,67 +243,67 @@ pub(crate) const ALL_MULTIMAP_TABLES: [&str; 2] =
 
 fn open_all_for_write(tx: &redb::WriteTransaction, path: &std::path::Path) -> Result<()> {
     let e = |e| table_error(path, e);
-    tx.open_table(KV).map_err(e)?;
+    tx.open_table(KV.def).map_err(e)?;
     tx.open_table(EXPIRY).map_err(e)?;
-    tx.open_table(CONTEXTS).map_err(e)?;
-    tx.open_table(CARDS).map_err(e)?;
+    tx.open_table(CONTEXTS.def).map_err(e)?;
+    tx.open_table(CARDS.def).map_err(e)?;
     tx.open_multimap_table(USER_CARDS).map_err(e)?;
-    tx.open_table(DEDUP).map_err(e)?;
-    tx.open_table(IDEMPOTENCY).map_err(e)?;
-    tx.open_table(SESSIONS).map_err(e)?;
-    tx.open_table(LOCATIONS).map_err(e)?;
-    tx.open_table(PENDING).map_err(e)?;
+    tx.open_table(DEDUP.def).map_err(e)?;
+    tx.open_table(IDEMPOTENCY.def).map_err(e)?;
+    tx.open_table(SESSIONS.def).map_err(e)?;
+    tx.open_table(LOCATIONS.def).map_err(e)?;
+    tx.open_table(PENDING.def).map_err(e)?;
     tx.open_table(PENDING_SEQ).map_err(e)?;
-    tx.open_table(SNAPSHOTS).map_err(e)?;
+    tx.open_table(SNAPSHOTS.def).map_err(e)?;
     tx.open_multimap_table(SNAPSHOTS_BY_TENANT).map_err(e)?;
-    tx.open_table(WORKING_MEMORY).map_err(e)?;
+    tx.open_table(WORKING_MEMORY.def).map_err(e)?;
     Ok(())
 }
 
 fn verify_layouts(read: &redb::ReadTransaction, path: &std::path::Path) -> Result<()> {
     let e = |e| table_error(path, e);
-    read.open_table(KV).map_err(e)?;
+    read.open_table(KV.def).map_err(e)?;
     read.open_table(EXPIRY).map_err(e)?;
-    read.open_table(CONTEXTS).map_err(e)?;
-    read.open_table(CARDS).map_err(e)?;
+    read.open_table(CONTEXTS.def).map_err(e)?;
+    read.open_table(CARDS.def).map_err(e)?;
     read.open_multimap_table(USER_CARDS).map_err(e)?;
-    read.open_table(DEDUP).map_err(e)?;
-    read.open_table(IDEMPOTENCY).map_err(e)?;
-    read.open_table(SESSIONS).map_err(e)?;
-    read.open_table(LOCATIONS).map_err(e)?;
-    read.open_table(PENDING).map_err(e)?;
+    read.open_table(DEDUP.def).map_err(e)?;
+    read.open_table(IDEMPOTENCY.def).map_err(e)?;
+    read.open_table(SESSIONS.def).map_err(e)?;
+    read.open_table(LOCATIONS.def).map_err(e)?;
+    read.open_table(PENDING.def).map_err(e)?;
     read.open_table(PENDING_SEQ).map_err(e)?;
-    read.open_table(SNAPSHOTS).map_err(e)?;
+    read.open_table(SNAPSHOTS.def).map_err(e)?;
     read.open_multimap_table(SNAPSHOTS_BY_TENANT).map_err(e)?;
-    read.open_table(WORKING_MEMORY).map_err(e)?;
+    read.open_table(WORKING_MEMORY.def).map_err(e)?;
     Ok(())
 }
 
 /// Record counts per table, for [`crate::StoreStats`].
 pub(crate) fn table_counts(read: &redb::ReadTransaction) -> Result<Vec<(&'static str, u64)>> {
     Ok(vec![
-        (KV.name(), read.open_table(KV)?.len()?),
+        (KV.name, read.open_table(KV.def)?.len()?),
         (EXPIRY.name(), read.open_table(EXPIRY)?.len()?),
-        (CONTEXTS.name(), read.open_table(CONTEXTS)?.len()?),
-        (CARDS.name(), read.open_table(CARDS)?.len()?),
+        (CONTEXTS.name, read.open_table(CONTEXTS.def)?.len()?),
+        (CARDS.name, read.open_table(CARDS.def)?.len()?),
         (
             USER_CARDS.name(),
             read.open_multimap_table(USER_CARDS)?.len()?,
         ),
-        (DEDUP.name(), read.open_table(DEDUP)?.len()?),
-        (IDEMPOTENCY.name(), read.open_table(IDEMPOTENCY)?.len()?),
-        (SESSIONS.name(), read.open_table(SESSIONS)?.len()?),
-        (LOCATIONS.name(), read.open_table(LOCATIONS)?.len()?),
-        (PENDING.name(), read.open_table(PENDING)?.len()?),
+        (DEDUP.name, read.open_table(DEDUP.def)?.len()?),
+        (IDEMPOTENCY.name, read.open_table(IDEMPOTENCY.def)?.len()?),
+        (SESSIONS.name, read.open_table(SESSIONS.def)?.len()?),
+        (LOCATIONS.name, read.open_table(LOCATIONS.def)?.len()?),
+        (PENDING.name, read.open_table(PENDING.def)?.len()?),
         (PENDING_SEQ.name(), read.open_table(PENDING_SEQ)?.len()?),
-        (SNAPSHOTS.name(), read.open_table(SNAPSHOTS)?.len()?),
+        (SNAPSHOTS.name, read.open_table(SNAPSHOTS.def)?.len()?),
         (
             SNAPSHOTS_BY_TENANT.name(),
             read.open_multimap_table(SNAPSHOTS_BY_TENANT)?.len()?,
         ),
         (
             WORKING_MEMORY.name(),
-            read.open_table(WORKING_MEMORY)?.len()?,
+            read.open_table(WORKING_MEMORY.def)?.len()?,
         ),
     ])
 }

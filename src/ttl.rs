@@ -1,11 +1,12 @@
 //! Expiry: the time-ordered expiry index, kept exact in the same transaction as each
 //! record, and bounded sweeps over it. Only this module touches the index.
 
-use redb::{ReadableTable, TableDefinition};
+use redb::ReadableTable;
 
-use crate::codec::{envelope, keys};
+use crate::codec::envelope;
+use crate::codec::keys::KeyShape;
 use crate::error::Result;
-use crate::schema::{self, TtlTable, EXPIRY};
+use crate::schema::{self, RecordTable, TtlTable, EXPIRY};
 use crate::txn::WriteTx;
 
 /// Moves a record's expiry entry from `old` to `new` (either may be `None`).
@@ -79,49 +80,35 @@ fn remove_primary(tx: &WriteTx, tag: u8, packed: &[u8], at: u64, now: u64) -> Re
         return Ok(false);
     };
     match table {
-        TtlTable::Kv => match keys::unpack_str_str(packed) {
-            Some((ns, key)) => remove_if_due(tx, schema::KV, (ns, key), at, now),
-            None => Ok(false),
-        },
-        TtlTable::WorkingMemory => match keys::unpack_str_str(packed) {
-            Some((exec, key)) => remove_if_due(tx, schema::WORKING_MEMORY, (exec, key), at, now),
-            None => Ok(false),
-        },
-        TtlTable::Pending => match keys::unpack_str_u64(packed) {
-            Some((user, seq)) => remove_if_due(tx, schema::PENDING, (user, seq), at, now),
-            None => Ok(false),
-        },
-        TtlTable::Dedup | TtlTable::Idempotency | TtlTable::Sessions | TtlTable::Locations => {
-            let def = match table {
-                TtlTable::Dedup => schema::DEDUP,
-                TtlTable::Idempotency => schema::IDEMPOTENCY,
-                TtlTable::Sessions => schema::SESSIONS,
-                _ => schema::LOCATIONS,
-            };
-            match keys::unpack_str(packed) {
-                Some(key) => remove_if_due(tx, def, key, at, now),
-                None => Ok(false),
-            }
-        }
+        TtlTable::Kv => remove_if_due(tx, schema::KV, packed, at, now),
+        TtlTable::WorkingMemory => remove_if_due(tx, schema::WORKING_MEMORY, packed, at, now),
+        TtlTable::Pending => remove_if_due(tx, schema::PENDING, packed, at, now),
+        TtlTable::Dedup => remove_if_due(tx, schema::DEDUP, packed, at, now),
+        TtlTable::Idempotency => remove_if_due(tx, schema::IDEMPOTENCY, packed, at, now),
+        TtlTable::Sessions => remove_if_due(tx, schema::SESSIONS, packed, at, now),
+        TtlTable::Locations => remove_if_due(tx, schema::LOCATIONS, packed, at, now),
     }
 }
 
-fn remove_if_due<K: redb::Key + 'static>(
+fn remove_if_due<K: KeyShape>(
     tx: &WriteTx,
-    def: TableDefinition<'static, K, &'static [u8]>,
-    key: K::SelfType<'_>,
+    table: RecordTable<K>,
+    packed: &[u8],
     at: u64,
     now: u64,
 ) -> Result<bool> {
-    let mut table = tx.raw().open_table(def)?;
-    let due = match table.get(&key)? {
+    let Some(key) = K::unpack(packed) else {
+        return Ok(false);
+    };
+    let mut opened = tx.raw().open_table(table.def)?;
+    let due = match opened.get(&key)? {
         Some(guard) => envelope::peek_header(guard.value())
             .map(|h| h.expires_at_ms == Some(at) && h.is_expired(now))
             .unwrap_or(false),
         None => false,
     };
     if due {
-        table.remove(&key)?;
+        opened.remove(&key)?;
     }
     Ok(due)
 }

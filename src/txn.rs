@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::store::StoreConfig;
+use crate::config::StoreConfig;
 
 /// A write transaction. Obtained from [`crate::Store::write`]; commits when the closure
 /// returns `Ok`, rolls back otherwise.

@@ -32,22 +32,69 @@ pub(crate) fn unpack<const N: usize>(bytes: &[u8]) -> Option<[&[u8]; N]> {
 }
 
 /// Unpacks one UTF-8 string part.
-pub(crate) fn unpack_str(bytes: &[u8]) -> Option<&str> {
+fn unpack_str(bytes: &[u8]) -> Option<&str> {
     let [a] = unpack::<1>(bytes)?;
     std::str::from_utf8(a).ok()
 }
 
 /// Unpacks two UTF-8 string parts.
-pub(crate) fn unpack_str_str(bytes: &[u8]) -> Option<(&str, &str)> {
+fn unpack_str_str(bytes: &[u8]) -> Option<(&str, &str)> {
     let [a, b] = unpack::<2>(bytes)?;
     Some((std::str::from_utf8(a).ok()?, std::str::from_utf8(b).ok()?))
 }
 
 /// Unpacks a UTF-8 string and a big-endian u64.
-pub(crate) fn unpack_str_u64(bytes: &[u8]) -> Option<(&str, u64)> {
+fn unpack_str_u64(bytes: &[u8]) -> Option<(&str, u64)> {
     let [a, b] = unpack::<2>(bytes)?;
     let n = u64::from_be_bytes(b.try_into().ok()?);
     Some((std::str::from_utf8(a).ok()?, n))
+}
+
+/// The key shapes of edgestate's record tables: how a key is shown in errors and packed
+/// into the expiry index. One impl per shape, so every table of a shape agrees.
+pub(crate) trait KeyShape: redb::Key + 'static {
+    /// The key as errors show it (`user`, `namespace/key`, `user#seq`).
+    fn show(key: &Self::SelfType<'_>) -> String;
+    /// The key packed for the expiry index.
+    fn pack(key: &Self::SelfType<'_>) -> Vec<u8>;
+    /// A packed key back; `None` when the bytes are damaged.
+    fn unpack(packed: &[u8]) -> Option<Self::SelfType<'_>>;
+}
+
+impl KeyShape for &'static str {
+    fn show(key: &&str) -> String {
+        (*key).to_owned()
+    }
+    fn pack(key: &&str) -> Vec<u8> {
+        pack(&[key.as_bytes()])
+    }
+    fn unpack(packed: &[u8]) -> Option<&str> {
+        unpack_str(packed)
+    }
+}
+
+impl KeyShape for (&'static str, &'static str) {
+    fn show(key: &(&str, &str)) -> String {
+        format!("{}/{}", key.0, key.1)
+    }
+    fn pack(key: &(&str, &str)) -> Vec<u8> {
+        pack(&[key.0.as_bytes(), key.1.as_bytes()])
+    }
+    fn unpack(packed: &[u8]) -> Option<(&str, &str)> {
+        unpack_str_str(packed)
+    }
+}
+
+impl KeyShape for (&'static str, u64) {
+    fn show(key: &(&str, u64)) -> String {
+        format!("{}#{}", key.0, key.1)
+    }
+    fn pack(key: &(&str, u64)) -> Vec<u8> {
+        pack(&[key.0.as_bytes(), &key.1.to_be_bytes()])
+    }
+    fn unpack(packed: &[u8]) -> Option<(&str, u64)> {
+        unpack_str_u64(packed)
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 #[cfg(feature = "tokio")]
 mod blocking;
 mod builder;
-mod config;
+
 pub(crate) mod open;
 mod sweeper;
 
@@ -16,13 +16,14 @@ use std::sync::Arc;
 use parking_lot::{RwLock, RwLockReadGuard};
 use redb::ReadableDatabase;
 
+use crate::access::{Access, Reader, WriteAccess};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::txn::{ReadTx, WriteTx};
 use crate::{schema, ttl};
 
 pub use builder::StoreBuilder;
-pub use config::{Durability, StoreConfig};
+pub use crate::config::{Durability, StoreConfig};
 use sweeper::{Sweeper, SweeperCounters};
 
 /// A handle to one edgestate file. Cheap to clone; clones share the database, and the
@@ -409,6 +410,25 @@ impl Store {
         })
     }
 }
+
+impl crate::access::sealed::Source for Store {
+    const PER_CALL: bool = true;
+
+    fn with_reader<R>(&self, f: impl FnOnce(&Reader<'_>) -> Result<R>) -> Result<R> {
+        self.read(|tx| f(&Reader::Read(tx)))
+    }
+}
+
+impl crate::access::sealed::WriteSource for Store {
+    fn with_writer<R>(&self, f: impl FnOnce(&WriteTx) -> Result<R>) -> Result<R> {
+        self.write(|tx| f(tx))
+    }
+}
+
+impl Access for Store {}
+impl WriteAccess for Store {}
+
+crate::tables::accessors!(Store);
 
 /// What [`Store::stats`] reports.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,26 +2,23 @@
 //! get: the layer the agent, trading and solver stores of the seeds sit on.
 //!
 //! Keys are `(namespace, key)`; listing is in key order within a namespace. Values are
-//! bytes, or any serde type through [`KvTx::put_value`] (postcard) and
-//! [`KvTx::put_json`] (JSON, for schema-less values such as `serde_json::Value`).
+//! bytes, or any serde type through [`Kv::put_value`] (postcard) and [`Kv::put_json`]
+//! (JSON, for schema-less values such as `serde_json::Value`).
 
 use std::time::Duration;
 
-use redb::ReadableTable;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::record::{self, NewRecord, Stored, TtlKey};
-use super::{Expect, Versioned};
+use super::record::{self, Slot, Stored};
+use super::{handle, Expect, Versioned};
+use crate::access::sealed::{Source, WriteSource};
+use crate::access::{Access, WriteAccess};
 use crate::clock::expiry_after;
-use crate::codec::{self, envelope, keys};
+use crate::codec::{self, envelope};
 use crate::error::Result;
 use crate::limits;
-use crate::schema::{TtlTable, KV};
-use crate::store::Store;
-use crate::txn::{ReadTx, WriteTx};
-
-const TABLE: &str = "edgestate.kv";
+use crate::schema::KV;
 
 /// One key/value record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,17 +31,6 @@ pub struct KvEntry {
     pub version: u64,
     /// When the record stops being visible (ms since the epoch), if ever.
     pub expires_at_ms: Option<u64>,
-}
-
-fn shown<'a>(ns: &'a str, key: &'a str) -> impl Fn() -> String + 'a {
-    move || format!("{ns}/{key}")
-}
-
-fn ttl_key(ns: &str, key: &str) -> TtlKey {
-    TtlKey {
-        table: TtlTable::Kv,
-        packed: keys::pack(&[ns.as_bytes(), key.as_bytes()]),
-    }
 }
 
 fn check(ns: &str, key: &str) -> Result<()> {
@@ -61,98 +47,150 @@ fn entry(key: &str, stored: Stored) -> KvEntry {
     }
 }
 
-fn decode_typed<T: DeserializeOwned>(ns: &str, e: KvEntry, format: u8) -> Result<Versioned<T>> {
-    let shown_key = format!("{ns}/{}", e.key);
-    let value = if format == envelope::FORMAT_JSON {
-        codec::from_json(TABLE, &shown_key, &e.value)?
+fn decode_typed<T: DeserializeOwned>(ns: &str, key: &str, stored: &Stored) -> Result<Versioned<T>> {
+    let shown_key = format!("{ns}/{key}");
+    let value = if stored.format == envelope::FORMAT_JSON {
+        codec::from_json(KV.name, &shown_key, &stored.payload)?
     } else {
-        codec::from_postcard(TABLE, &shown_key, &e.value)?
+        codec::from_postcard(KV.name, &shown_key, &stored.payload)?
     };
     Ok(Versioned {
         value,
-        version: e.version,
-        expires_at_ms: e.expires_at_ms,
+        version: stored.version,
+        expires_at_ms: stored.expires_at_ms,
     })
 }
 
-// Reads, generic over read and write transactions.
-
-fn get_in<T>(table: &T, ns: &str, key: &str, now: u64) -> Result<Option<(KvEntry, u8)>>
-where
-    T: ReadableTable<(&'static str, &'static str), &'static [u8]>,
-{
-    check(ns, key)?;
-    let stored = record::get_live(table, TABLE, (ns, key), &shown(ns, key), now)?;
-    Ok(stored.map(|s| {
-        let format = s.format;
-        (entry(key, s), format)
-    }))
+handle! {
+    /// The generic key/value records, from `tx.kv()`, `read.kv()` or `store.kv()`. On a
+    /// [`Store`](crate::Store) each call is its own transaction; inside
+    /// [`Store::write`](crate::Store::write) reads see the transaction's own writes.
+    ///
+    /// ```
+    /// use edgestate::{Expect, Store};
+    ///
+    /// # fn main() -> edgestate::Result<()> {
+    /// let store = Store::in_memory()?;
+    /// let kv = store.kv();
+    /// let v1 = kv.put("orders", "o-1", b"open", None)?;
+    /// // Optimistic locking: this write only lands if nobody wrote in between.
+    /// let v2 = kv.put_if("orders", "o-1", b"filled", None, Expect::Version(v1))?;
+    /// assert_eq!(v2, 2);
+    /// assert!(kv.put_if("orders", "o-1", b"stale", None, Expect::Version(v1)).is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    Kv
 }
 
-fn list_in<T>(table: &T, ns: &str, prefix: &str, limit: usize, now: u64) -> Result<Vec<KvEntry>>
-where
-    T: ReadableTable<(&'static str, &'static str), &'static [u8]>,
-{
-    limits::check_namespace("namespace", ns)?;
-    let mut out = Vec::new();
-    if limit == 0 {
-        return Ok(out);
-    }
-    for item in table.range((ns, prefix)..)? {
-        let (k, v) = item?;
-        let (k_ns, k_key) = k.value();
-        if k_ns != ns || !k_key.starts_with(prefix) {
-            break;
-        }
-        let live = record::decode_live(TABLE, &shown(ns, k_key), v.value(), now)?;
-        if let Some(stored) = live {
-            out.push(entry(k_key, stored));
-            if out.len() >= limit {
-                break;
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn get_many_in<T>(table: &T, ns: &str, keys: &[&str], now: u64) -> Result<Vec<Option<KvEntry>>>
-where
-    T: ReadableTable<(&'static str, &'static str), &'static [u8]>,
-{
-    keys.iter()
-        .map(|k| Ok(get_in(table, ns, k, now)?.map(|(e, _)| e)))
-        .collect()
-}
-
-/// Key/value access inside a write transaction: reads see the transaction's own writes.
-/// Obtained from [`WriteTx::kv`].
-#[derive(Debug, Clone, Copy)]
-pub struct KvTx<'t> {
-    tx: &'t WriteTx,
-}
-
-impl WriteTx {
-    /// The generic key/value records.
-    pub fn kv(&self) -> KvTx<'_> {
-        KvTx { tx: self }
-    }
-}
-
-impl<'t> KvTx<'t> {
+impl<A: Access> Kv<'_, A> {
     /// The live record, or `None` if absent or expired.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::Error::InvalidInput) for an empty or oversized namespace
+    /// or key; [`Corrupt`](crate::Error::Corrupt) for a damaged record; storage errors.
     pub fn get(&self, ns: &str, key: &str) -> Result<Option<KvEntry>> {
-        let table = self.tx.raw().open_table(KV)?;
-        Ok(get_in(&table, ns, key, self.tx.now_ms())?.map(|(e, _)| e))
+        check(ns, key)?;
+        self.src
+            .with_reader(|r| Ok(record::get(r, &KV, (ns, key))?.map(|s| entry(key, s))))
     }
 
+    /// Several records from one snapshot, in the order of `keys` (`None` where absent).
+    ///
+    /// # Errors
+    /// As [`get`](Self::get), for any of the keys.
+    pub fn get_many(&self, ns: &str, keys: &[&str]) -> Result<Vec<Option<KvEntry>>> {
+        limits::check_namespace("namespace", ns)?;
+        self.src.with_reader(|r| {
+            let table = r.open(KV.def)?;
+            keys.iter()
+                .map(|key| {
+                    limits::check_key("key", key)?;
+                    Ok(record::get_in(&table, &KV, (ns, key), r.now_ms())?.map(|s| entry(key, s)))
+                })
+                .collect()
+        })
+    }
+
+    /// Every live record whose key starts with `prefix`, in key order.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::Error::InvalidInput) for a bad namespace;
+    /// [`Corrupt`](crate::Error::Corrupt) for a damaged record; storage errors.
+    pub fn list(&self, ns: &str, prefix: &str) -> Result<Vec<KvEntry>> {
+        self.list_up_to(ns, prefix, usize::MAX)
+    }
+
+    /// The first `limit` live records whose key starts with `prefix`, in key order.
+    ///
+    /// # Errors
+    /// As [`list`](Self::list).
+    pub fn list_up_to(&self, ns: &str, prefix: &str, limit: usize) -> Result<Vec<KvEntry>> {
+        limits::check_namespace("namespace", ns)?;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        self.src.with_reader(|r| {
+            let table = r.open(KV.def)?;
+            let mut out = Vec::new();
+            for item in table.range((ns, prefix)..)? {
+                let (k, v) = item?;
+                let (k_ns, k_key) = k.value();
+                if k_ns != ns || !k_key.starts_with(prefix) {
+                    break;
+                }
+                if let Some(stored) = record::decode_live(&KV, &(ns, k_key), v.value(), r.now_ms())? {
+                    out.push(entry(k_key, stored));
+                    if out.len() >= limit {
+                        break;
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// The first `limit` live records whose key starts with `prefix`.
+    ///
+    /// # Errors
+    /// As [`list`](Self::list).
+    #[deprecated(since = "0.2.0", note = "use `list` (all) or `list_up_to` (bounded)")]
+    pub fn list_prefix(&self, ns: &str, prefix: &str, limit: usize) -> Result<Vec<KvEntry>> {
+        self.list_up_to(ns, prefix, limit)
+    }
+
+    /// Reads a value stored by [`put_value`](Self::put_value) or
+    /// [`put_json`](Self::put_json).
+    ///
+    /// # Errors
+    /// As [`get`](Self::get); [`Decode`](crate::Error::Decode) when the stored value is
+    /// not a `T`.
+    pub fn get_value<T: DeserializeOwned>(&self, ns: &str, key: &str) -> Result<Option<Versioned<T>>> {
+        check(ns, key)?;
+        self.src.with_reader(|r| match record::get(r, &KV, (ns, key))? {
+            Some(stored) => Ok(Some(decode_typed(ns, key, &stored)?)),
+            None => Ok(None),
+        })
+    }
+}
+
+impl<A: WriteAccess> Kv<'_, A> {
     /// Stores `value`, replacing any record; `ttl` makes it expire that long after the
     /// transaction's now. Returns the new version.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::Error::InvalidInput) for a bad namespace, key or an
+    /// oversized value; [`Corrupt`](crate::Error::Corrupt) when the record it replaces is
+    /// damaged; storage and commit errors.
     pub fn put(&self, ns: &str, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<u64> {
         self.put_if(ns, key, value, ttl, Expect::Any)
     }
 
-    /// Stores `value` only if the live record matches `expect`; otherwise returns
-    /// [`Error::VersionConflict`](crate::Error::VersionConflict) and writes nothing.
+    /// Stores `value` only if the live record matches `expect`.
+    ///
+    /// # Errors
+    /// As [`put`](Self::put); [`VersionConflict`](crate::Error::VersionConflict) (nothing
+    /// written) when the live record does not match `expect`.
     pub fn put_if(
         &self,
         ns: &str,
@@ -174,109 +212,99 @@ impl<'t> KvTx<'t> {
         expect: Expect,
     ) -> Result<u64> {
         check(ns, key)?;
-        let expires_at_ms = ttl.map(|d| expiry_after(self.tx.now_ms(), d));
-        record::put(
-            self.tx,
-            KV,
-            (ns, key),
-            &shown(ns, key),
-            Some(&|| ttl_key(ns, key)),
-            NewRecord {
-                format,
-                payload: value,
-                expires_at_ms,
-                expect,
-            },
-        )
+        limits::check_value_len("value", value.len())?;
+        self.src.with_writer(|tx| {
+            let expires_at_ms = ttl.map(|d| expiry_after(tx.now_ms(), d));
+            record::put(tx, KV, (ns, key), format, value, expires_at_ms, expect)
+        })
     }
 
     /// Removes the record. Returns whether a live record was removed.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::Error::InvalidInput) for a bad namespace or key; storage
+    /// and commit errors.
     pub fn delete(&self, ns: &str, key: &str) -> Result<bool> {
         check(ns, key)?;
-        let removed = record::delete(
-            self.tx,
-            KV,
-            (ns, key),
-            &shown(ns, key),
-            Some(&|| ttl_key(ns, key)),
-        )?;
-        Ok(removed.is_some())
+        self.src
+            .with_writer(|tx| Ok(record::delete(tx, KV, (ns, key))?.is_some()))
     }
 
     /// Removes the record only if it matches `expect`.
+    ///
+    /// # Errors
+    /// As [`delete`](Self::delete); [`VersionConflict`](crate::Error::VersionConflict)
+    /// when the live record does not match `expect`.
     pub fn delete_if(&self, ns: &str, key: &str, expect: Expect) -> Result<bool> {
-        let current = self.get(ns, key)?.map(|e| e.version);
-        expect.check(TABLE, &shown(ns, key), current)?;
-        self.delete(ns, key)
+        check(ns, key)?;
+        self.src
+            .with_writer(|tx| Ok(record::delete_if(tx, KV, (ns, key), expect)?.is_some()))
     }
 
-    /// Read-modify-write in this transaction: `f` sees the live value (or `None`) and
+    /// Read-modify-write in one transaction: `f` sees the live value (or `None`) and
     /// returns the new value, or `None` to delete. The TTL of the new value is `ttl`.
     /// Returns the new version (`None` if deleted).
+    ///
+    /// # Errors
+    /// As [`put`](Self::put), and whatever `f` returns (nothing is written then).
     pub fn update<F>(&self, ns: &str, key: &str, ttl: Option<Duration>, f: F) -> Result<Option<u64>>
     where
         F: FnOnce(Option<&KvEntry>) -> Result<Option<Vec<u8>>>,
     {
-        let current = self.get(ns, key)?;
-        let expect = current
-            .as_ref()
-            .map_or(Expect::Absent, |e| Expect::Version(e.version));
-        match f(current.as_ref())? {
-            Some(value) => Ok(Some(self.put_if(ns, key, &value, ttl, expect)?)),
-            None => {
-                self.delete(ns, key)?;
-                Ok(None)
+        check(ns, key)?;
+        self.src.with_writer(|tx| {
+            let slot = Slot::open(tx, KV, (ns, key))?;
+            let current = slot.live().map(|s| entry(key, s.clone()));
+            match f(current.as_ref())? {
+                Some(value) => {
+                    let expires_at_ms = ttl.map(|d| expiry_after(tx.now_ms(), d));
+                    Ok(Some(slot.put(envelope::FORMAT_BYTES, &value, expires_at_ms)?))
+                }
+                None => {
+                    slot.delete()?;
+                    Ok(None)
+                }
             }
-        }
-    }
-
-    /// Live records whose key starts with `prefix`, in key order, at most `limit`.
-    pub fn list_prefix(&self, ns: &str, prefix: &str, limit: usize) -> Result<Vec<KvEntry>> {
-        let table = self.tx.raw().open_table(KV)?;
-        list_in(&table, ns, prefix, limit, self.tx.now_ms())
-    }
-
-    /// Several records, in the order of `keys` (`None` where absent).
-    pub fn get_many(&self, ns: &str, keys: &[&str]) -> Result<Vec<Option<KvEntry>>> {
-        let table = self.tx.raw().open_table(KV)?;
-        get_many_in(&table, ns, keys, self.tx.now_ms())
+        })
     }
 
     /// Removes every record (live or expired) whose key starts with `prefix`; returns
     /// how many live records were removed.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::Error::InvalidInput) for a bad namespace; storage and
+    /// commit errors.
     pub fn delete_prefix(&self, ns: &str, prefix: &str) -> Result<usize> {
         limits::check_namespace("namespace", ns)?;
-        let doomed: Vec<String> = {
-            let table = self.tx.raw().open_table(KV)?;
-            let mut doomed = Vec::new();
-            for item in table.range((ns, prefix)..)? {
-                let (k, _) = item?;
-                let (k_ns, k_key) = k.value();
-                if k_ns != ns || !k_key.starts_with(prefix) {
-                    break;
+        self.src.with_writer(|tx| {
+            let doomed: Vec<String> = {
+                let table = tx.raw().open_table(KV.def)?;
+                let mut doomed = Vec::new();
+                for item in redb::ReadableTable::range(&table, (ns, prefix)..)? {
+                    let (k, _) = item?;
+                    let (k_ns, k_key) = k.value();
+                    if k_ns != ns || !k_key.starts_with(prefix) {
+                        break;
+                    }
+                    doomed.push(k_key.to_owned());
                 }
-                doomed.push(k_key.to_owned());
+                doomed
+            };
+            let mut removed = 0;
+            for key in &doomed {
+                if record::delete(tx, KV, (ns, key.as_str()))?.is_some() {
+                    removed += 1;
+                }
             }
-            doomed
-        };
-        let mut removed = 0;
-        for key in doomed {
-            if record::delete(
-                self.tx,
-                KV,
-                (ns, key.as_str()),
-                &shown(ns, &key),
-                Some(&|| ttl_key(ns, &key)),
-            )?
-            .is_some()
-            {
-                removed += 1;
-            }
-        }
-        Ok(removed)
+            Ok(removed)
+        })
     }
 
     /// Stores a serde value (postcard encoding). Returns the new version.
+    ///
+    /// # Errors
+    /// As [`put`](Self::put); [`Encode`](crate::Error::Encode) when `value` does not
+    /// serialize.
     pub fn put_value<T: Serialize + ?Sized>(
         &self,
         ns: &str,
@@ -284,18 +312,13 @@ impl<'t> KvTx<'t> {
         value: &T,
         ttl: Option<Duration>,
     ) -> Result<u64> {
-        let bytes = codec::to_postcard("kv value", value)?;
-        self.put_format(
-            ns,
-            key,
-            envelope::FORMAT_POSTCARD_V1,
-            &bytes,
-            ttl,
-            Expect::Any,
-        )
+        self.put_value_if(ns, key, value, ttl, Expect::Any)
     }
 
     /// Stores a serde value (postcard) only if the live record matches `expect`.
+    ///
+    /// # Errors
+    /// As [`put_value`](Self::put_value) and [`put_if`](Self::put_if).
     pub fn put_value_if<T: Serialize + ?Sized>(
         &self,
         ns: &str,
@@ -310,6 +333,9 @@ impl<'t> KvTx<'t> {
 
     /// Stores a serde value as JSON text (for self-describing values such as
     /// `serde_json::Value`, which postcard cannot read back). Returns the new version.
+    ///
+    /// # Errors
+    /// As [`put_value`](Self::put_value).
     pub fn put_json<T: Serialize + ?Sized>(
         &self,
         ns: &str,
@@ -321,216 +347,26 @@ impl<'t> KvTx<'t> {
         self.put_format(ns, key, envelope::FORMAT_JSON, &bytes, ttl, Expect::Any)
     }
 
-    /// Reads a value stored by [`put_value`](Self::put_value) or [`put_json`](Self::put_json).
-    pub fn get_value<T: DeserializeOwned>(
-        &self,
-        ns: &str,
-        key: &str,
-    ) -> Result<Option<Versioned<T>>> {
-        let table = self.tx.raw().open_table(KV)?;
-        match get_in(&table, ns, key, self.tx.now_ms())? {
-            Some((e, format)) => Ok(Some(decode_typed(ns, e, format)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// Read-modify-write of a typed value in this transaction (postcard encoding).
-    pub fn update_value<T, F>(
-        &self,
-        ns: &str,
-        key: &str,
-        ttl: Option<Duration>,
-        f: F,
-    ) -> Result<u64>
+    /// Read-modify-write of a typed value in one transaction (postcard encoding).
+    ///
+    /// # Errors
+    /// As [`get_value`](Self::get_value) and [`put_value`](Self::put_value), and
+    /// whatever `f` returns (nothing is written then).
+    pub fn update_value<T, F>(&self, ns: &str, key: &str, ttl: Option<Duration>, f: F) -> Result<u64>
     where
         T: Serialize + DeserializeOwned,
         F: FnOnce(Option<T>) -> Result<T>,
     {
-        let current = self.get_value::<T>(ns, key)?;
-        let expect = current
-            .as_ref()
-            .map_or(Expect::Absent, |v| Expect::Version(v.version));
-        let next = f(current.map(|v| v.value))?;
-        self.put_value_if(ns, key, &next, ttl, expect)
-    }
-}
-
-/// Key/value reads on a snapshot. Obtained from [`ReadTx::kv`].
-#[derive(Debug, Clone, Copy)]
-pub struct KvRead<'t> {
-    tx: &'t ReadTx,
-}
-
-impl ReadTx {
-    /// The generic key/value records.
-    pub fn kv(&self) -> KvRead<'_> {
-        KvRead { tx: self }
-    }
-}
-
-impl KvRead<'_> {
-    /// The live record, or `None` if absent or expired.
-    pub fn get(&self, ns: &str, key: &str) -> Result<Option<KvEntry>> {
-        let table = self.tx.raw().open_table(KV)?;
-        Ok(get_in(&table, ns, key, self.tx.now_ms())?.map(|(e, _)| e))
-    }
-
-    /// Live records whose key starts with `prefix`, in key order, at most `limit`.
-    pub fn list_prefix(&self, ns: &str, prefix: &str, limit: usize) -> Result<Vec<KvEntry>> {
-        let table = self.tx.raw().open_table(KV)?;
-        list_in(&table, ns, prefix, limit, self.tx.now_ms())
-    }
-
-    /// Several records from this one snapshot, in the order of `keys`.
-    pub fn get_many(&self, ns: &str, keys: &[&str]) -> Result<Vec<Option<KvEntry>>> {
-        let table = self.tx.raw().open_table(KV)?;
-        get_many_in(&table, ns, keys, self.tx.now_ms())
-    }
-
-    /// Reads a typed value.
-    pub fn get_value<T: DeserializeOwned>(
-        &self,
-        ns: &str,
-        key: &str,
-    ) -> Result<Option<Versioned<T>>> {
-        let table = self.tx.raw().open_table(KV)?;
-        match get_in(&table, ns, key, self.tx.now_ms())? {
-            Some((e, format)) => Ok(Some(decode_typed(ns, e, format)?)),
-            None => Ok(None),
-        }
-    }
-}
-
-/// Key/value calls on the store, each in its own transaction. Obtained from
-/// [`Store::kv`]. For several calls in one atomic step, use [`Store::write`].
-///
-/// ```
-/// use edgestate::{Expect, Store};
-///
-/// # fn main() -> edgestate::Result<()> {
-/// let store = Store::in_memory()?;
-/// let kv = store.kv();
-/// let v1 = kv.put("orders", "o-1", b"open", None)?;
-/// // Optimistic locking: this write only lands if nobody wrote in between.
-/// let v2 = kv.put_if("orders", "o-1", b"filled", None, Expect::Version(v1))?;
-/// assert_eq!(v2, 2);
-/// assert!(kv.put_if("orders", "o-1", b"stale", None, Expect::Version(v1)).is_err());
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Debug, Clone, Copy)]
-pub struct Kv<'s> {
-    store: &'s Store,
-}
-
-impl Store {
-    /// The generic key/value records, one transaction per call.
-    pub fn kv(&self) -> Kv<'_> {
-        Kv { store: self }
-    }
-}
-
-impl Kv<'_> {
-    /// The live record, or `None` if absent or expired.
-    pub fn get(&self, ns: &str, key: &str) -> Result<Option<KvEntry>> {
-        self.store.read(|tx| tx.kv().get(ns, key))
-    }
-
-    /// Stores `value` with an optional TTL. Returns the new version.
-    pub fn put(&self, ns: &str, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<u64> {
-        self.store.write(|tx| tx.kv().put(ns, key, value, ttl))
-    }
-
-    /// Conditional put: see [`KvTx::put_if`].
-    pub fn put_if(
-        &self,
-        ns: &str,
-        key: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-        expect: Expect,
-    ) -> Result<u64> {
-        self.store
-            .write(|tx| tx.kv().put_if(ns, key, value, ttl, expect))
-    }
-
-    /// Removes the record. Returns whether a live record was removed.
-    pub fn delete(&self, ns: &str, key: &str) -> Result<bool> {
-        self.store.write(|tx| tx.kv().delete(ns, key))
-    }
-
-    /// Conditional delete: see [`KvTx::delete_if`].
-    pub fn delete_if(&self, ns: &str, key: &str, expect: Expect) -> Result<bool> {
-        self.store.write(|tx| tx.kv().delete_if(ns, key, expect))
-    }
-
-    /// Read-modify-write in one transaction: see [`KvTx::update`].
-    pub fn update<F>(&self, ns: &str, key: &str, ttl: Option<Duration>, f: F) -> Result<Option<u64>>
-    where
-        F: FnOnce(Option<&KvEntry>) -> Result<Option<Vec<u8>>>,
-    {
-        self.store.write(|tx| tx.kv().update(ns, key, ttl, f))
-    }
-
-    /// Live records whose key starts with `prefix`, in key order, at most `limit`.
-    pub fn list_prefix(&self, ns: &str, prefix: &str, limit: usize) -> Result<Vec<KvEntry>> {
-        self.store.read(|tx| tx.kv().list_prefix(ns, prefix, limit))
-    }
-
-    /// Several records from one consistent snapshot, in the order of `keys`.
-    pub fn get_many(&self, ns: &str, keys: &[&str]) -> Result<Vec<Option<KvEntry>>> {
-        self.store.read(|tx| tx.kv().get_many(ns, keys))
-    }
-
-    /// Removes every record whose key starts with `prefix`.
-    pub fn delete_prefix(&self, ns: &str, prefix: &str) -> Result<usize> {
-        self.store.write(|tx| tx.kv().delete_prefix(ns, prefix))
-    }
-
-    /// Stores a serde value (postcard encoding).
-    pub fn put_value<T: Serialize + ?Sized>(
-        &self,
-        ns: &str,
-        key: &str,
-        value: &T,
-        ttl: Option<Duration>,
-    ) -> Result<u64> {
-        self.store
-            .write(|tx| tx.kv().put_value(ns, key, value, ttl))
-    }
-
-    /// Stores a serde value as JSON text.
-    pub fn put_json<T: Serialize + ?Sized>(
-        &self,
-        ns: &str,
-        key: &str,
-        value: &T,
-        ttl: Option<Duration>,
-    ) -> Result<u64> {
-        self.store.write(|tx| tx.kv().put_json(ns, key, value, ttl))
-    }
-
-    /// Reads a typed value.
-    pub fn get_value<T: DeserializeOwned>(
-        &self,
-        ns: &str,
-        key: &str,
-    ) -> Result<Option<Versioned<T>>> {
-        self.store.read(|tx| tx.kv().get_value(ns, key))
-    }
-
-    /// Read-modify-write of a typed value in one transaction.
-    pub fn update_value<T, F>(
-        &self,
-        ns: &str,
-        key: &str,
-        ttl: Option<Duration>,
-        f: F,
-    ) -> Result<u64>
-    where
-        T: Serialize + DeserializeOwned,
-        F: FnOnce(Option<T>) -> Result<T>,
-    {
-        self.store.write(|tx| tx.kv().update_value(ns, key, ttl, f))
+        check(ns, key)?;
+        self.src.with_writer(|tx| {
+            let slot = Slot::open(tx, KV, (ns, key))?;
+            let current = match slot.live() {
+                Some(stored) => Some(decode_typed::<T>(ns, key, stored)?.value),
+                None => None,
+            };
+            let next = codec::to_postcard("kv value", &f(current)?)?;
+            let expires_at_ms = ttl.map(|d| expiry_after(tx.now_ms(), d));
+            slot.put(envelope::FORMAT_POSTCARD_V1, &next, expires_at_ms)
+        })
     }
 }

@@ -1,14 +1,21 @@
 //! The record life cycle shared by every table: read a live record, write one with the
 //! next version and its expiry entry, delete one. Tables build on these so that version
-//! and expiry bookkeeping exists once.
+//! and expiry bookkeeping exists once; a table is named by its [`RecordTable`]
+//! descriptor, which says how its keys are shown and where its expiry entries go.
+//!
+//! A write goes through a [`Slot`]: the record under one key, read once, then written or
+//! removed. Whatever a write needs to know about the record it replaces (its version,
+//! its expiry, its body) comes from that one read.
 
-use redb::{ReadableTable, TableDefinition};
+use redb::ReadableTable;
 
 use super::Expect;
+use crate::access::{Reader, TableRef};
 use crate::codec::envelope;
+use crate::codec::keys::KeyShape;
 use crate::error::{Error, Result};
 use crate::limits;
-use crate::schema::TtlTable;
+use crate::schema::RecordTable;
 use crate::ttl;
 use crate::txn::WriteTx;
 
@@ -21,22 +28,32 @@ pub(crate) struct Stored {
     pub(crate) payload: Vec<u8>,
 }
 
-/// Where a record's expiry entry lives: its TTL table tag and packed key.
-pub(crate) struct TtlKey {
-    pub(crate) table: TtlTable,
-    pub(crate) packed: Vec<u8>,
+impl Stored {
+    /// The body, checked to be of `format` (a record of another format under this key
+    /// means the file was written by something else).
+    pub(crate) fn payload_of(&self, table: &'static str, key: &str, format: u8) -> Result<&[u8]> {
+        if self.format == format {
+            Ok(&self.payload)
+        } else {
+            Err(Error::Decode {
+                table,
+                key: key.to_owned(),
+                reason: format!("record format {} where {format} was expected", self.format),
+            })
+        }
+    }
 }
 
 /// Decodes raw record bytes; `None` when expired at `now`.
-pub(crate) fn decode_live(
-    table: &'static str,
-    shown_key: &dyn Fn() -> String,
+pub(crate) fn decode_live<K: KeyShape>(
+    table: &RecordTable<K>,
+    key: &K::SelfType<'_>,
     bytes: &[u8],
     now: u64,
 ) -> Result<Option<Stored>> {
     let env = envelope::decode(bytes).map_err(|e| Error::Corrupt {
-        table,
-        key: shown_key(),
+        table: table.name,
+        key: K::show(key),
         reason: e.to_string(),
     })?;
     if env.header.is_expired(now) {
@@ -50,176 +67,198 @@ pub(crate) fn decode_live(
     }))
 }
 
-/// The live record under `key`, or `None` if absent or expired.
-pub(crate) fn get_live<K, T>(
-    table: &T,
-    name: &'static str,
+/// The live record under `key` in an opened table, or `None` if absent or expired.
+pub(crate) fn get_in<K: KeyShape>(
+    opened: &TableRef<'_, K, &'static [u8]>,
+    table: &RecordTable<K>,
     key: K::SelfType<'_>,
-    shown_key: &dyn Fn() -> String,
     now: u64,
-) -> Result<Option<Stored>>
-where
-    K: redb::Key + 'static,
-    T: ReadableTable<K, &'static [u8]>,
-{
-    match table.get(&key)? {
-        Some(guard) => decode_live(name, shown_key, guard.value(), now),
+) -> Result<Option<Stored>> {
+    match opened.get(&key)? {
+        Some(guard) => decode_live(table, &key, guard.value(), now),
         None => Ok(None),
     }
 }
 
-/// What to write.
-pub(crate) struct NewRecord<'a> {
-    pub(crate) format: u8,
-    pub(crate) payload: &'a [u8],
-    pub(crate) expires_at_ms: Option<u64>,
-    pub(crate) expect: Expect,
-}
-
-impl<'a> NewRecord<'a> {
-    /// A record whose body is a postcard-encoded edgestate type (every table's records
-    /// except raw KV bytes and JSON).
-    pub(crate) fn postcard(payload: &'a [u8], expires_at_ms: Option<u64>, expect: Expect) -> Self {
-        NewRecord {
-            format: envelope::FORMAT_POSTCARD_V1,
-            payload,
-            expires_at_ms,
-            expect,
-        }
-    }
-}
-
-/// Writes a record under `key` after checking `expect` against the live version. The new
-/// version is the live one + 1, or 1 if there is none (an expired record counts as none,
-/// whether or not it has been swept). Returns the new version.
-pub(crate) fn put<K: redb::Key + 'static>(
-    tx: &WriteTx,
-    def: TableDefinition<'static, K, &'static [u8]>,
+/// The live record under `key`, or `None` if absent or expired.
+pub(crate) fn get<K: KeyShape>(
+    reader: &Reader<'_>,
+    table: &RecordTable<K>,
     key: K::SelfType<'_>,
-    shown_key: &dyn Fn() -> String,
-    ttl_key: Option<&dyn Fn() -> TtlKey>,
-    new: NewRecord<'_>,
-) -> Result<u64> {
-    limits::check_value_len("value", new.payload.len())?;
-    let header = NewHeader {
-        format: new.format,
-        expires_at_ms: new.expires_at_ms,
-        expect: new.expect,
-    };
-    put_with(
-        tx,
-        def,
-        key,
-        shown_key,
-        ttl_key,
-        header,
-        |_| Ok(new.payload),
-    )
-}
-
-/// The envelope fields of a record whose body is built by [`put_with`].
-pub(crate) struct NewHeader {
-    pub(crate) format: u8,
-    pub(crate) expires_at_ms: Option<u64>,
-    pub(crate) expect: Expect,
-}
-
-/// Like [`put`], for bodies that contain their own version (a context carries its
-/// version inside): `build` receives the new version once `expect` has passed, so the
-/// live record is read once.
-pub(crate) fn put_with<K: redb::Key + 'static, P: AsRef<[u8]>>(
-    tx: &WriteTx,
-    def: TableDefinition<'static, K, &'static [u8]>,
-    key: K::SelfType<'_>,
-    shown_key: &dyn Fn() -> String,
-    ttl_key: Option<&dyn Fn() -> TtlKey>,
-    new: NewHeader,
-    build: impl FnOnce(u64) -> Result<P>,
-) -> Result<u64> {
-    let name = def.name_static();
-    let mut table = tx.raw().open_table(def)?;
-    let (old_expiry, live_version) = match table.get(&key)? {
-        Some(guard) => {
-            let env = envelope::decode(guard.value()).map_err(|e| Error::Corrupt {
-                table: name,
-                key: shown_key(),
-                reason: e.to_string(),
-            })?;
-            let live = (!env.header.is_expired(tx.now_ms())).then_some(env.header.version);
-            (env.header.expires_at_ms, live)
-        }
-        None => (None, None),
-    };
-    new.expect.check(name, shown_key, live_version)?;
-    let version = live_version.map_or(1, |v| v.saturating_add(1));
-    let payload = build(version)?;
-    let payload = payload.as_ref();
-    limits::check_value_len("value", payload.len())?;
-    let bytes = envelope::encode(new.format, version, new.expires_at_ms, payload);
-    table.insert(&key, bytes.as_slice())?;
-    drop(table);
-    if old_expiry.is_some() || new.expires_at_ms.is_some() {
-        let ttl_key = ttl_key
-            .ok_or_else(|| Error::invalid("ttl", format!("{name} records cannot expire")))?(
-        );
-        ttl::reindex(
-            tx,
-            ttl_key.table,
-            &ttl_key.packed,
-            old_expiry,
-            new.expires_at_ms,
-        )?;
-    }
-    Ok(version)
-}
-
-/// Removes the record under `key` (live, expired or damaged) with its expiry entry.
-/// Returns the live record that was removed, if any.
-pub(crate) fn delete<K: redb::Key + 'static>(
-    tx: &WriteTx,
-    def: TableDefinition<'static, K, &'static [u8]>,
-    key: K::SelfType<'_>,
-    shown_key: &dyn Fn() -> String,
-    ttl_key: Option<&dyn Fn() -> TtlKey>,
 ) -> Result<Option<Stored>> {
-    let name = def.name_static();
-    let mut table = tx.raw().open_table(def)?;
-    let removed = table.remove(&key)?.map(|g| g.value().to_vec());
-    drop(table);
-    let Some(bytes) = removed else {
-        return Ok(None);
-    };
-    // A damaged record is still removed; its header tells where its expiry entry is.
-    if let (Ok(header), Some(ttl_key)) = (envelope::peek_header(&bytes), ttl_key) {
-        if let Some(at) = header.expires_at_ms {
-            let ttl_key = ttl_key();
-            ttl::reindex(tx, ttl_key.table, &ttl_key.packed, Some(at), None)?;
+    let opened = reader.open(table.def)?;
+    get_in(&opened, table, key, reader.now_ms())
+}
+
+/// The record under one key in a write transaction, read once. Writes through the slot
+/// give the new record the next version and keep its expiry entry exact.
+pub(crate) struct Slot<'t, 'k, K: KeyShape> {
+    tx: &'t WriteTx,
+    table: RecordTable<K>,
+    opened: redb::Table<'t, K, &'static [u8]>,
+    key: K::SelfType<'k>,
+    /// The expiry of whatever is stored (live, expired, or damaged but with a readable
+    /// header), which names the expiry entry to move.
+    stored_expiry: Option<u64>,
+    live: Option<Stored>,
+}
+
+impl<'t, 'k, K: KeyShape> Slot<'t, 'k, K> {
+    /// Reads the record under `key`. A damaged record is an error: a write must not
+    /// replace what it cannot see. (Deleting one is allowed: see [`Slot::delete`].)
+    pub(crate) fn open(tx: &'t WriteTx, table: RecordTable<K>, key: K::SelfType<'k>) -> Result<Self> {
+        let mut slot = Self::open_lenient(tx, table, key)?;
+        if let Some(err) = slot.damage.take() {
+            return Err(err);
         }
+        Ok(slot.slot)
     }
-    match decode_live(name, shown_key, &bytes, tx.now_ms()) {
-        Ok(live) => Ok(live),
-        Err(Error::Corrupt { .. }) => Ok(None),
-        Err(e) => Err(e),
+
+    fn open_lenient(
+        tx: &'t WriteTx,
+        table: RecordTable<K>,
+        key: K::SelfType<'k>,
+    ) -> Result<Lenient<'t, 'k, K>> {
+        let opened = tx.raw().open_table(table.def)?;
+        let mut damage = None;
+        let (stored_expiry, live) = match opened.get(&key)? {
+            Some(guard) => match envelope::decode(guard.value()) {
+                Ok(env) => {
+                    let live = (!env.header.is_expired(tx.now_ms())).then(|| Stored {
+                        version: env.header.version,
+                        expires_at_ms: env.header.expires_at_ms,
+                        format: env.header.format,
+                        payload: env.payload.to_vec(),
+                    });
+                    (env.header.expires_at_ms, live)
+                }
+                Err(e) => {
+                    damage = Some(Error::Corrupt {
+                        table: table.name,
+                        key: K::show(&key),
+                        reason: e.to_string(),
+                    });
+                    let expiry = envelope::peek_header(guard.value())
+                        .ok()
+                        .and_then(|h| h.expires_at_ms);
+                    (expiry, None)
+                }
+            },
+            None => (None, None),
+        };
+        Ok(Lenient {
+            slot: Slot {
+                tx,
+                table,
+                opened,
+                key,
+                stored_expiry,
+                live,
+            },
+            damage,
+        })
+    }
+
+    /// The live record, if any (an expired record counts as none, swept or not).
+    pub(crate) fn live(&self) -> Option<&Stored> {
+        self.live.as_ref()
+    }
+
+    /// The version the next write gets: the live one + 1, or 1.
+    pub(crate) fn next_version(&self) -> u64 {
+        self.live
+            .as_ref()
+            .map_or(1, |live| live.version.saturating_add(1))
+    }
+
+    /// The key as errors show it.
+    pub(crate) fn shown_key(&self) -> String {
+        K::show(&self.key)
+    }
+
+    /// Checks `expect` against the live version.
+    pub(crate) fn check(&self, expect: Expect) -> Result<()> {
+        expect.check(
+            self.table.name,
+            || K::show(&self.key),
+            self.live.as_ref().map(|l| l.version),
+        )
+    }
+
+    /// Writes a record with the next version; returns that version. The caller has
+    /// checked whatever it expects of the live record.
+    pub(crate) fn put(mut self, format: u8, payload: &[u8], expires_at_ms: Option<u64>) -> Result<u64> {
+        limits::check_value_len("value", payload.len())?;
+        let version = self.next_version();
+        let bytes = envelope::encode(format, version, expires_at_ms, payload);
+        self.opened.insert(&self.key, bytes.as_slice())?;
+        self.move_expiry(expires_at_ms)?;
+        Ok(version)
+    }
+
+    /// Removes the record (live, expired or damaged) with its expiry entry. Returns the
+    /// live record that was removed, if any.
+    pub(crate) fn delete(mut self) -> Result<Option<Stored>> {
+        if self.opened.remove(&self.key)?.is_some() {
+            self.move_expiry(None)?;
+        }
+        Ok(self.live.take())
+    }
+
+    fn move_expiry(&self, new: Option<u64>) -> Result<()> {
+        if self.stored_expiry == new {
+            return Ok(());
+        }
+        let Some(tag) = self.table.ttl else {
+            return Err(Error::invalid(
+                "ttl",
+                format!("{} records cannot expire", self.table.name),
+            ));
+        };
+        ttl::reindex(self.tx, tag, &K::pack(&self.key), self.stored_expiry, new)
     }
 }
 
-/// A helper trait so generic code can name a table for errors.
-pub(crate) trait TableName {
-    fn name_static(&self) -> &'static str;
+/// A slot opened without refusing a damaged record, and the damage found.
+struct Lenient<'t, 'k, K: KeyShape> {
+    slot: Slot<'t, 'k, K>,
+    damage: Option<Error>,
 }
 
-impl<K: redb::Key + 'static, V: redb::Value + 'static> TableName
-    for TableDefinition<'static, K, V>
-{
-    fn name_static(&self) -> &'static str {
-        use redb::TableHandle;
-        // Definitions in `schema` are consts with 'static names; redb returns &str tied
-        // to the definition, so map back through the known list.
-        let name = self.name();
-        crate::schema::ALL_TABLES
-            .iter()
-            .copied()
-            .find(|t| *t == name)
-            .unwrap_or("edgestate.unknown")
-    }
+/// Checks `expect` and writes a record under `key`; the one-call form of a [`Slot`].
+pub(crate) fn put<K: KeyShape>(
+    tx: &WriteTx,
+    table: RecordTable<K>,
+    key: K::SelfType<'_>,
+    format: u8,
+    payload: &[u8],
+    expires_at_ms: Option<u64>,
+    expect: Expect,
+) -> Result<u64> {
+    let slot = Slot::open(tx, table, key)?;
+    slot.check(expect)?;
+    slot.put(format, payload, expires_at_ms)
+}
+
+/// Removes the record under `key`, whatever its state (a damaged record is removed
+/// too, with its expiry entry when its header is readable). Returns the live record that
+/// was removed, if any.
+pub(crate) fn delete<K: KeyShape>(
+    tx: &WriteTx,
+    table: RecordTable<K>,
+    key: K::SelfType<'_>,
+) -> Result<Option<Stored>> {
+    Slot::open_lenient(tx, table, key)?.slot.delete()
+}
+
+/// Checks `expect` against the live record and removes it if it matches.
+pub(crate) fn delete_if<K: KeyShape>(
+    tx: &WriteTx,
+    table: RecordTable<K>,
+    key: K::SelfType<'_>,
+    expect: Expect,
+) -> Result<Option<Stored>> {
+    let slot = Slot::open(tx, table, key)?;
+    slot.check(expect)?;
+    slot.delete()
 }
