@@ -18,7 +18,6 @@ use redb::{
     ReadableTable, TableDefinition,
 };
 
-use crate::config::StoreConfig;
 use crate::error::Result;
 use crate::txn::{ReadTx, WriteTx};
 
@@ -92,14 +91,6 @@ impl<'t> Reader<'t> {
         }
     }
 
-    /// The store's table defaults.
-    pub(crate) fn config(&self) -> &'t StoreConfig {
-        match self {
-            Reader::Write(tx) => tx.config(),
-            Reader::Read(tx) => tx.config(),
-        }
-    }
-
     /// Opens a table for reading.
     pub(crate) fn open<K: redb::Key + 'static, V: redb::Value + 'static>(
         &self,
@@ -161,7 +152,10 @@ pub(crate) enum MultimapRef<'t, K: redb::Key + 'static, V: redb::Key + 'static> 
 
 impl<K: redb::Key + 'static, V: redb::Key + 'static> MultimapRef<'_, K, V> {
     /// Every value under `key`, in order.
-    pub(crate) fn get<'a>(&self, key: impl Borrow<K::SelfType<'a>>) -> Result<MultimapValue<'_, V>> {
+    pub(crate) fn get<'a>(
+        &self,
+        key: impl Borrow<K::SelfType<'a>>,
+    ) -> Result<MultimapValue<'_, V>> {
         Ok(match self {
             MultimapRef::Write(t) => t.get(key)?,
             MultimapRef::Read(t) => t.get(key)?,

@@ -53,9 +53,9 @@
 
 mod access;
 mod clock;
-mod config;
 pub mod codec;
 pub mod compat;
+mod config;
 mod error;
 pub mod flows;
 pub mod limits;
@@ -69,7 +69,7 @@ pub use access::{Access, WriteAccess};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result, SessionRefusal};
 pub use flows::webhook::{PaymentWebhook, WebhookOutcome};
-pub use schema::SCHEMA_VERSION;
+pub use schema::{Table, SCHEMA_VERSION};
 pub use store::{Durability, Store, StoreBuilder, StoreConfig, StoreStats, TableStats};
 pub use tables::blobs::{Blobs, BLOB_NAMESPACE};
 pub use tables::cards::{CardMapping, Cards, LinkOutcome};

@@ -17,7 +17,8 @@ pub const OLDEST_SUPPORTED_SCHEMA: u32 = 1;
 /// Store-wide facts: schema version, creation time, creating crate version.
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("edgestate.meta");
 /// Generic namespaced key/value records: `(namespace, key) -> envelope`.
-pub(crate) const KV: RecordTable<(&str, &str)> = RecordTable::new("edgestate.kv", Some(TtlTable::Kv));
+pub(crate) const KV: RecordTable<(&str, &str)> =
+    RecordTable::new("edgestate.kv", Some(TtlTable::Kv));
 /// Expiry index, ordered by time: `(expires_at_ms, table tag, packed key) -> ()`.
 pub(crate) const EXPIRY: TableDefinition<(u64, u8, &[u8]), ()> =
     TableDefinition::new("edgestate.expiry");
@@ -29,15 +30,20 @@ pub(crate) const CARDS: RecordTable<&str> = RecordTable::new("edgestate.cards", 
 pub(crate) const USER_CARDS: MultimapTableDefinition<&str, &str> =
     MultimapTableDefinition::new("edgestate.user_cards");
 /// Processed transaction ids: `txn id -> envelope(claim)`.
-pub(crate) const DEDUP: RecordTable<&str> = RecordTable::new("edgestate.dedup", Some(TtlTable::Dedup));
+pub(crate) const DEDUP: RecordTable<&str> =
+    RecordTable::new("edgestate.dedup", Some(TtlTable::Dedup));
 /// Idempotency records with leases: `key -> envelope(record)`.
-pub(crate) const IDEMPOTENCY: RecordTable<&str> = RecordTable::new("edgestate.idempotency", Some(TtlTable::Idempotency));
+pub(crate) const IDEMPOTENCY: RecordTable<&str> =
+    RecordTable::new("edgestate.idempotency", Some(TtlTable::Idempotency));
 /// Session keys: `user -> envelope(session)`.
-pub(crate) const SESSIONS: RecordTable<&str> = RecordTable::new("edgestate.sessions", Some(TtlTable::Sessions));
+pub(crate) const SESSIONS: RecordTable<&str> =
+    RecordTable::new("edgestate.sessions", Some(TtlTable::Sessions));
 /// Current-merchant location cache: `user -> envelope(location)`.
-pub(crate) const LOCATIONS: RecordTable<&str> = RecordTable::new("edgestate.locations", Some(TtlTable::Locations));
+pub(crate) const LOCATIONS: RecordTable<&str> =
+    RecordTable::new("edgestate.locations", Some(TtlTable::Locations));
 /// Pending captures ring buffers: `(user, seq) -> envelope(capture)`.
-pub(crate) const PENDING: RecordTable<(&str, u64)> = RecordTable::new("edgestate.pending", Some(TtlTable::Pending));
+pub(crate) const PENDING: RecordTable<(&str, u64)> =
+    RecordTable::new("edgestate.pending", Some(TtlTable::Pending));
 /// Next pending sequence number per user: `user -> next seq`.
 pub(crate) const PENDING_SEQ: TableDefinition<&str, u64> =
     TableDefinition::new("edgestate.pending_seq");
@@ -47,7 +53,8 @@ pub(crate) const SNAPSHOTS: RecordTable<&str> = RecordTable::new("edgestate.snap
 pub(crate) const SNAPSHOTS_BY_TENANT: MultimapTableDefinition<&str, &str> =
     MultimapTableDefinition::new("edgestate.snapshots_by_tenant");
 /// Working memory per execution: `(execution id, key) -> envelope(bytes)`.
-pub(crate) const WORKING_MEMORY: RecordTable<(&str, &str)> = RecordTable::new("edgestate.working_memory", Some(TtlTable::WorkingMemory));
+pub(crate) const WORKING_MEMORY: RecordTable<(&str, &str)> =
+    RecordTable::new("edgestate.working_memory", Some(TtlTable::WorkingMemory));
 
 /// A table of enveloped records: its redb definition, its name, and whether (and under
 /// which tag) its records may carry a TTL. How its keys are shown and packed follows
@@ -279,33 +286,115 @@ fn verify_layouts(read: &redb::ReadTransaction, path: &std::path::Path) -> Resul
     Ok(())
 }
 
+/// Every table of an edgestate file, as [`crate::Store::stats`] reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Table {
+    /// Store-wide facts: schema version, creation time.
+    Meta,
+    /// Generic key/value records.
+    Kv,
+    /// The expiry index: one entry per record that has a TTL.
+    Expiry,
+    /// User contexts.
+    Contexts,
+    /// The card index, fingerprint to user.
+    Cards,
+    /// The reverse card index, user to fingerprints.
+    UserCards,
+    /// Processed transaction ids.
+    Dedup,
+    /// Idempotency records.
+    Idempotency,
+    /// Session keys.
+    Sessions,
+    /// The current-merchant location cache.
+    Locations,
+    /// Pending captures.
+    Pending,
+    /// The next pending sequence number per user.
+    PendingSeq,
+    /// Execution snapshots.
+    Snapshots,
+    /// Execution ids by tenant.
+    SnapshotsByTenant,
+    /// Working memory per execution.
+    WorkingMemory,
+}
+
+impl Table {
+    /// Every table, in the order [`crate::StoreStats`] lists them.
+    pub const ALL: [Table; 15] = [
+        Table::Meta,
+        Table::Kv,
+        Table::Expiry,
+        Table::Contexts,
+        Table::Cards,
+        Table::UserCards,
+        Table::Dedup,
+        Table::Idempotency,
+        Table::Sessions,
+        Table::Locations,
+        Table::Pending,
+        Table::PendingSeq,
+        Table::Snapshots,
+        Table::SnapshotsByTenant,
+        Table::WorkingMemory,
+    ];
+
+    /// The table's name in the file (`"edgestate.kv"`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Meta => "edgestate.meta",
+            Table::Kv => KV.name,
+            Table::Expiry => "edgestate.expiry",
+            Table::Contexts => CONTEXTS.name,
+            Table::Cards => CARDS.name,
+            Table::UserCards => "edgestate.user_cards",
+            Table::Dedup => DEDUP.name,
+            Table::Idempotency => IDEMPOTENCY.name,
+            Table::Sessions => SESSIONS.name,
+            Table::Locations => LOCATIONS.name,
+            Table::Pending => PENDING.name,
+            Table::PendingSeq => "edgestate.pending_seq",
+            Table::Snapshots => SNAPSHOTS.name,
+            Table::SnapshotsByTenant => "edgestate.snapshots_by_tenant",
+            Table::WorkingMemory => WORKING_MEMORY.name,
+        }
+    }
+}
+
+impl std::fmt::Display for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Record counts per table, for [`crate::StoreStats`].
-pub(crate) fn table_counts(read: &redb::ReadTransaction) -> Result<Vec<(&'static str, u64)>> {
-    Ok(vec![
-        (KV.name, read.open_table(KV.def)?.len()?),
-        (EXPIRY.name(), read.open_table(EXPIRY)?.len()?),
-        (CONTEXTS.name, read.open_table(CONTEXTS.def)?.len()?),
-        (CARDS.name, read.open_table(CARDS.def)?.len()?),
-        (
-            USER_CARDS.name(),
-            read.open_multimap_table(USER_CARDS)?.len()?,
-        ),
-        (DEDUP.name, read.open_table(DEDUP.def)?.len()?),
-        (IDEMPOTENCY.name, read.open_table(IDEMPOTENCY.def)?.len()?),
-        (SESSIONS.name, read.open_table(SESSIONS.def)?.len()?),
-        (LOCATIONS.name, read.open_table(LOCATIONS.def)?.len()?),
-        (PENDING.name, read.open_table(PENDING.def)?.len()?),
-        (PENDING_SEQ.name(), read.open_table(PENDING_SEQ)?.len()?),
-        (SNAPSHOTS.name, read.open_table(SNAPSHOTS.def)?.len()?),
-        (
-            SNAPSHOTS_BY_TENANT.name(),
-            read.open_multimap_table(SNAPSHOTS_BY_TENANT)?.len()?,
-        ),
-        (
-            WORKING_MEMORY.name(),
-            read.open_table(WORKING_MEMORY.def)?.len()?,
-        ),
-    ])
+pub(crate) fn table_counts(read: &redb::ReadTransaction) -> Result<Vec<(Table, u64)>> {
+    Table::ALL
+        .iter()
+        .map(|&table| {
+            let count = match table {
+                Table::Meta => read.open_table(META)?.len()?,
+                Table::Kv => read.open_table(KV.def)?.len()?,
+                Table::Expiry => read.open_table(EXPIRY)?.len()?,
+                Table::Contexts => read.open_table(CONTEXTS.def)?.len()?,
+                Table::Cards => read.open_table(CARDS.def)?.len()?,
+                Table::UserCards => read.open_multimap_table(USER_CARDS)?.len()?,
+                Table::Dedup => read.open_table(DEDUP.def)?.len()?,
+                Table::Idempotency => read.open_table(IDEMPOTENCY.def)?.len()?,
+                Table::Sessions => read.open_table(SESSIONS.def)?.len()?,
+                Table::Locations => read.open_table(LOCATIONS.def)?.len()?,
+                Table::Pending => read.open_table(PENDING.def)?.len()?,
+                Table::PendingSeq => read.open_table(PENDING_SEQ)?.len()?,
+                Table::Snapshots => read.open_table(SNAPSHOTS.def)?.len()?,
+                Table::SnapshotsByTenant => read.open_multimap_table(SNAPSHOTS_BY_TENANT)?.len()?,
+                Table::WorkingMemory => read.open_table(WORKING_MEMORY.def)?.len()?,
+            };
+            Ok((table, count))
+        })
+        .collect()
 }
 
 /// Reads the schema version recorded in the file.

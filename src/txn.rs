@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
 use crate::config::StoreConfig;
+use crate::error::{Error, Result};
 
 /// A write transaction. Obtained from [`crate::Store::write`]; commits when the closure
 /// returns `Ok`, rolls back otherwise.

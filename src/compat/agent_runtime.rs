@@ -75,12 +75,12 @@ pub trait AgentStateStore {
 
 impl AgentStateStore for Store {
     fn save_snapshot(&self, snapshot: ExecutionSnapshot) -> Result<()> {
-        self.snapshots().save(&snapshot)?;
+        self.snapshots().put(&snapshot)?;
         Ok(())
     }
 
     fn load_snapshot(&self, execution_id: &str) -> Result<Option<ExecutionSnapshot>> {
-        self.snapshots().load(execution_id)
+        self.snapshots().get(execution_id)
     }
 
     fn delete_snapshot(&self, execution_id: &str) -> Result<()> {
@@ -90,7 +90,7 @@ impl AgentStateStore for Store {
 
     fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
         match execution_key(key) {
-            Some((exec, rest)) => self.snapshots().set_memory(exec, rest, value, ttl)?,
+            Some((exec, rest)) => self.memory().put(exec, rest, value, ttl)?,
             None => self.kv().put(GLOBAL_MEMORY_NAMESPACE, key, value, ttl)?,
         };
         Ok(())
@@ -98,7 +98,7 @@ impl AgentStateStore for Store {
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         match execution_key(key) {
-            Some((exec, rest)) => self.snapshots().get_memory(exec, rest),
+            Some((exec, rest)) => self.memory().get(exec, rest),
             None => Ok(self
                 .kv()
                 .get(GLOBAL_MEMORY_NAMESPACE, key)?
@@ -108,18 +108,18 @@ impl AgentStateStore for Store {
 
     fn delete(&self, key: &str) -> Result<()> {
         match execution_key(key) {
-            Some((exec, rest)) => self.snapshots().delete_memory(exec, rest)?,
+            Some((exec, rest)) => self.memory().delete(exec, rest)?,
             None => self.kv().delete(GLOBAL_MEMORY_NAMESPACE, key)?,
         };
         Ok(())
     }
 
     fn delete_execution_state(&self, execution_id: &str) -> Result<ExecutionCleanup> {
-        self.snapshots().delete_execution_state(execution_id)
+        self.snapshots().delete_with_memory(execution_id)
     }
 
     fn list_snapshots(&self, tenant_id: &str, limit: usize) -> Result<Vec<String>> {
-        self.snapshots().list_by_tenant(tenant_id, limit)
+        self.snapshots().list_up_to(tenant_id, limit)
     }
 }
 

@@ -116,7 +116,7 @@ pub trait StateStore {
 impl StateStore for Store {
     fn context_fetch(&self, user_pubkey: &str) -> Result<UserContext, StateError> {
         self.contexts()
-            .fetch(user_pubkey)?
+            .get(user_pubkey)?
             .ok_or(StateError::NotFound)
     }
 
@@ -131,7 +131,7 @@ impl StateStore for Store {
 
     fn context_batch_fetch(&self, user_pubkeys: &[String]) -> Result<Vec<UserContext>, StateError> {
         let users: Vec<&str> = user_pubkeys.iter().map(String::as_str).collect();
-        Ok(self.contexts().fetch_many(&users)?.found)
+        Ok(self.contexts().get_many(&users)?.found)
     }
 
     fn context_patch(
@@ -291,7 +291,7 @@ impl LoopAgentStore {
         &self,
         fingerprint: &str,
     ) -> Result<Option<CardMapping>, StateError> {
-        Ok(self.store.cards().lookup(fingerprint)?)
+        Ok(self.store.cards().get(fingerprint)?)
     }
 
     /// Links a card to a user (moving it if another user had it).
@@ -303,24 +303,24 @@ impl LoopAgentStore {
     ) -> Result<(), StateError> {
         self.store
             .cards()
-            .link(fingerprint, user_pubkey, card_last4)?;
+            .put(fingerprint, user_pubkey, card_last4)?;
         Ok(())
     }
 
     /// Unlinks a card (no error if it was not linked).
     pub fn unlink_card(&self, fingerprint: &str) -> Result<(), StateError> {
-        self.store.cards().unlink(fingerprint)?;
+        self.store.cards().delete(fingerprint)?;
         Ok(())
     }
 
     /// The user's cards, from the reverse index.
     pub fn get_user_cards(&self, user_pubkey: &str) -> Result<Vec<CardMapping>, StateError> {
-        Ok(self.store.cards().user_cards(user_pubkey)?)
+        Ok(self.store.cards().list(user_pubkey)?)
     }
 
     /// Whether the transaction id has been claimed (and not expired).
     pub fn is_transaction_processed(&self, txn_id: &str) -> Result<bool, StateError> {
-        Ok(self.store.dedup().is_processed(txn_id)?)
+        Ok(self.store.dedup().contains(txn_id)?)
     }
 
     /// Records the transaction as processed (TTL 30 days by default). An existing claim
@@ -331,9 +331,8 @@ impl LoopAgentStore {
         user_pubkey: &str,
         cred_amount: u64,
     ) -> Result<(), StateError> {
-        self.store
-            .dedup()
-            .mark_processed(txn_id, user_pubkey, cred_amount)?;
+        // First writer wins: a second marker never rewrites who was credited.
+        self.store.dedup().claim(txn_id, user_pubkey, cred_amount)?;
         Ok(())
     }
 
@@ -356,18 +355,18 @@ impl LoopAgentStore {
         user_pubkey: &str,
         session: &SessionKeyData,
     ) -> Result<(), StateError> {
-        self.store.sessions().store_session(user_pubkey, session)?;
+        self.store.sessions().put(user_pubkey, session)?;
         Ok(())
     }
 
     /// The user's session key, `None` if absent or expired.
     pub fn get_session_key(&self, user_pubkey: &str) -> Result<Option<SessionKeyData>, StateError> {
-        Ok(self.store.sessions().get_session(user_pubkey)?)
+        Ok(self.store.sessions().get(user_pubkey)?)
     }
 
     /// Removes the user's session key.
     pub fn invalidate_session(&self, user_pubkey: &str) -> Result<(), StateError> {
-        self.store.sessions().invalidate(user_pubkey)?;
+        self.store.sessions().delete(user_pubkey)?;
         Ok(())
     }
 
@@ -378,7 +377,7 @@ impl LoopAgentStore {
         user_pubkey: &str,
         capture: &PendingCapture,
     ) -> Result<PendingId, StateError> {
-        Ok(self.store.pending().add(user_pubkey, capture)?)
+        Ok(self.store.pending().push(user_pubkey, capture)?)
     }
 
     /// The user's pending captures, newest first.
@@ -403,7 +402,7 @@ impl LoopAgentStore {
     ) -> Result<(), StateError> {
         self.store
             .pending()
-            .remove_by_timestamp(user_pubkey, timestamp)?;
+            .delete_created_at(user_pubkey, timestamp)?;
         Ok(())
     }
 
@@ -413,20 +412,22 @@ impl LoopAgentStore {
         user_pubkey: &str,
         merchant_id: &str,
     ) -> Result<(), StateError> {
-        self.store
-            .location()
-            .cache_current_merchant(user_pubkey, merchant_id)?;
+        self.store.location().put(user_pubkey, merchant_id)?;
         Ok(())
     }
 
     /// The cached merchant id, `None` if absent or expired.
     pub fn get_current_merchant(&self, user_pubkey: &str) -> Result<Option<String>, StateError> {
-        Ok(self.store.location().current_merchant_id(user_pubkey)?)
+        Ok(self
+            .store
+            .location()
+            .get(user_pubkey)?
+            .map(|m| m.merchant_id))
     }
 
     /// Clears the cached merchant.
     pub fn clear_current_merchant(&self, user_pubkey: &str) -> Result<(), StateError> {
-        self.store.location().clear(user_pubkey)?;
+        self.store.location().delete(user_pubkey)?;
         Ok(())
     }
 }

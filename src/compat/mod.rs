@@ -6,11 +6,14 @@
 //! |---|---|
 //! | agent SDK `StateStore` + DynamoDB store | [`loop_agent`] |
 //! | agent runtime snapshot/working-memory store | [`agent_runtime`] |
-//! | solver key/value store + typed wrappers | [`solver`] |
+//! | solver key/value store + typed wrappers | [`solver`], [`byte_store`] |
 //! | trading framework `rustrade_core::StateStore` | `rustrade` (cargo feature `rustrade`) |
 
 pub mod agent_runtime;
+pub mod byte_store;
 pub mod loop_agent;
 #[cfg(feature = "rustrade")]
 pub mod rustrade;
 pub mod solver;
+
+pub use byte_store::{ByteStore, FillStore, OrderStore, PrefixStore};

@@ -39,12 +39,12 @@ async fn blocking<T: Send + 'static>(
 impl rustrade_core::StateStore for Store {
     async fn load(&self, key: &str) -> rustrade_core::Result<Option<serde_json::Value>> {
         let (store, key) = (self.clone(), key.to_owned());
-        blocking(move || store.blobs().load(&key)).await
+        blocking(move || store.blobs().get(&key)).await
     }
 
     async fn save(&self, key: &str, value: serde_json::Value) -> rustrade_core::Result<()> {
         let (store, key) = (self.clone(), key.to_owned());
-        blocking(move || store.blobs().save(&key, &value)).await
+        blocking(move || store.blobs().put(&key, &value)).await
     }
 
     async fn flush(&self) -> rustrade_core::Result<()> {

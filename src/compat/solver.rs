@@ -1,6 +1,6 @@
 //! The solver seed's key/value store shape (`get / set / delete / list / batch_get` over
 //! bytes), synchronous, implemented by [`ByteStore`]. The typed wrappers `OrderStore`
-//! and `FillStore` live beside `ByteStore` in [`blobs`](crate::tables::blobs).
+//! and `FillStore` live beside `ByteStore` in [`byte_store`](super::byte_store).
 //!
 //! The seed's trait is async; to plug edgestate into code that needs it, implement it
 //! on a newtype around [`ByteStore`] and forward through `tokio::task::spawn_blocking`.
@@ -8,14 +8,14 @@
 //! new key when `max_items` is reached (the seed left the policy to each backend), and
 //! every write is durable and atomic where the seed's file backend synced on a timer.
 
+use super::byte_store::ByteStore;
 use crate::error::Result;
-use crate::tables::blobs::ByteStore;
 
 /// The seed's byte store methods.
 ///
 /// ```
 /// use edgestate::compat::solver::SolverStateStore;
-/// use edgestate::tables::blobs::ByteStore;
+/// use edgestate::compat::ByteStore;
 /// use edgestate::Store;
 ///
 /// # fn main() -> edgestate::Result<()> {

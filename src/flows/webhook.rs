@@ -9,9 +9,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+#[cfg(doc)]
+use crate::error::Error;
+use crate::error::Result;
 use crate::limits;
-use crate::store::Store;
 use crate::tables::contexts::ContextEvent;
 use crate::tables::dedup::{Claim, ProcessedTransaction};
 use crate::tables::pending::{PendingCapture, PendingLocation};
@@ -21,7 +22,7 @@ use crate::txn::WriteTx;
 pub const CAPTURE_EVENT_TYPE: &str = "capture_pending";
 
 /// A card payment notification from a point-of-sale provider.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PaymentWebhook {
     /// The provider's transaction id: the exactly-once key.
     pub txn_id: String,
@@ -80,9 +81,13 @@ impl WriteTx {
     /// Applies a payment webhook inside this transaction. On `Duplicate` or `UnknownCard`
     /// nothing has been written by this call; on an error the caller's transaction rolls
     /// back whole, so no step is left half-done.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](Error::InvalidInput) for an empty or oversized id, fingerprint or
+    /// merchant id; whatever a step's table returns (a damaged record, storage errors).
     pub fn process_webhook(&self, webhook: &PaymentWebhook) -> Result<WebhookOutcome> {
         check(webhook)?;
-        let Some(card) = self.cards().lookup(&webhook.card_fingerprint)? else {
+        let Some(card) = self.cards().get(&webhook.card_fingerprint)? else {
             return Ok(WebhookOutcome::UnknownCard);
         };
         let user = card.user_pubkey;
@@ -103,10 +108,10 @@ impl WriteTx {
             proof_data: webhook.proof_data.clone(),
             proof_type: webhook.proof_type.clone(),
             location: webhook.location,
-            created_at: now_s,
-            expires_at: now_s.saturating_add(ttl_s),
+            created_at_s: now_s,
+            expires_at_s: now_s.saturating_add(ttl_s),
         };
-        let pending = self.pending().add(&user, &capture)?;
+        let pending = self.pending().push(&user, &capture)?;
         let merchant = webhook
             .merchant_name
             .as_deref()
@@ -115,7 +120,7 @@ impl WriteTx {
             &user,
             ContextEvent {
                 event_type: CAPTURE_EVENT_TYPE.to_owned(),
-                timestamp: now_s,
+                timestamp_s: now_s,
                 summary: format!(
                     "{} cents at {merchant} (txn {})",
                     webhook.amount_cents, webhook.txn_id
@@ -129,56 +134,5 @@ impl WriteTx {
             evicted: pending.evicted,
             context_version: ctx.version,
         })
-    }
-}
-
-/// Carries a no-write outcome out of a transaction while rolling it back, so that a
-/// duplicate costs no commit (and no fsync).
-enum Rollback {
-    Outcome(WebhookOutcome),
-    Failed(Error),
-}
-
-impl From<Error> for Rollback {
-    fn from(e: Error) -> Self {
-        Rollback::Failed(e)
-    }
-}
-
-impl Store {
-    /// Applies a payment webhook in one transaction and one commit. Replaying the same
-    /// webhook any number of times changes the store once.
-    ///
-    /// ```
-    /// use edgestate::{PaymentWebhook, Store, WebhookOutcome};
-    ///
-    /// # fn main() -> edgestate::Result<()> {
-    /// let store = Store::in_memory()?;
-    /// store.cards().link("fp_visa_1", "user-1", "4242")?;
-    /// let hook = PaymentWebhook {
-    ///     txn_id: "txn_001".into(),
-    ///     card_fingerprint: "fp_visa_1".into(),
-    ///     amount_cents: 1250,
-    ///     merchant_id: "m_cafe".into(),
-    ///     merchant_name: Some("Cafe".into()),
-    ///     proof_data: None,
-    ///     proof_type: None,
-    ///     location: None,
-    /// };
-    /// assert!(store.process_webhook(&hook)?.is_processed());
-    /// assert!(matches!(store.process_webhook(&hook)?, WebhookOutcome::Duplicate(_)));
-    /// assert_eq!(store.pending().list("user-1")?.len(), 1);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn process_webhook(&self, webhook: &PaymentWebhook) -> Result<WebhookOutcome> {
-        let result = self.write(|tx| match tx.process_webhook(webhook)? {
-            processed @ WebhookOutcome::Processed { .. } => Ok(processed),
-            other => Err(Rollback::Outcome(other)),
-        });
-        match result {
-            Ok(outcome) | Err(Rollback::Outcome(outcome)) => Ok(outcome),
-            Err(Rollback::Failed(e)) => Err(e),
-        }
     }
 }

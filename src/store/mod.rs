@@ -4,6 +4,7 @@
 #[cfg(feature = "tokio")]
 mod blocking;
 mod builder;
+mod flows;
 
 pub(crate) mod open;
 mod sweeper;
@@ -19,11 +20,12 @@ use redb::ReadableDatabase;
 use crate::access::{Access, Reader, WriteAccess};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::schema::Table;
 use crate::txn::{ReadTx, WriteTx};
 use crate::{schema, ttl};
 
-pub use builder::StoreBuilder;
 pub use crate::config::{Durability, StoreConfig};
+pub use builder::StoreBuilder;
 use sweeper::{Sweeper, SweeperCounters};
 
 /// A handle to one edgestate file. Cheap to clone; clones share the database, and the
@@ -246,6 +248,31 @@ impl Store {
         self.inner.write(self.inner.durability, f)
     }
 
+    /// [`write`](Store::write) for the common case, where the closure fails only with
+    /// edgestate's own [`Error`]: no type annotation is needed on its `Ok`.
+    ///
+    /// ```
+    /// use edgestate::{Expect, Store};
+    ///
+    /// # fn main() -> edgestate::Result<()> {
+    /// let store = Store::in_memory()?;
+    /// let version = store.transaction(|tx| {
+    ///     let v = tx.kv().put("bot", "position", b"flat", None)?;
+    ///     tx.kv().put_if("bot", "position", b"long", None, Expect::Version(v))
+    /// })?;
+    /// assert_eq!(version, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// Whatever `f` returns (nothing it wrote survives), [`Error::NestedTransaction`]
+    /// inside another write on this thread, [`Error::Closed`], and
+    /// [`Error::CommitOutcomeUnknown`] when the commit fails.
+    pub fn transaction<T>(&self, f: impl FnOnce(&mut WriteTx) -> Result<T>) -> Result<T> {
+        self.inner.write(self.inner.durability, f)
+    }
+
     /// Like [`write`](Store::write), with a durability for this transaction alone.
     pub fn write_with<T, E: From<Error>>(
         &self,
@@ -402,7 +429,7 @@ impl Store {
             file_size_bytes,
             tables: tables
                 .into_iter()
-                .map(|(name, records)| TableStats { name, records })
+                .map(|(table, records)| TableStats { table, records })
                 .collect(),
             sweeper_runs: c.runs.load(Ordering::Relaxed),
             sweeper_removed: c.removed.load(Ordering::Relaxed),
@@ -449,12 +476,12 @@ pub struct StoreStats {
 }
 
 impl StoreStats {
-    /// The record count of a table by name (`"edgestate.kv"`, `"edgestate.contexts"`, ...).
-    pub fn records(&self, table: &str) -> Option<u64> {
+    /// The record count of a table (expired-but-unswept records included).
+    pub fn records(&self, table: Table) -> u64 {
         self.tables
             .iter()
-            .find(|t| t.name == table)
-            .map(|t| t.records)
+            .find(|t| t.table == table)
+            .map_or(0, |t| t.records)
     }
 }
 
@@ -462,8 +489,8 @@ impl StoreStats {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TableStats {
-    /// The table's name in the file.
-    pub name: &'static str,
+    /// The table.
+    pub table: Table,
     /// How many records it holds.
     pub records: u64,
 }

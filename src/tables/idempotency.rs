@@ -10,20 +10,16 @@
 //! `StoreConfig::idempotency_ttl` (default 24 h). Expired records are invisible at once
 //! and removed by sweeps.
 
-use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
-use super::record::{self, NewRecord, TtlKey};
-use super::Expect;
+use super::handle;
+use super::record::{self, Slot, Stored};
+use crate::access::{Access, WriteAccess};
 use crate::clock::expiry_after;
-use crate::codec::{self, envelope, keys};
+use crate::codec::{self, envelope};
 use crate::error::{Error, Result};
 use crate::limits;
-use crate::schema::{TtlTable, IDEMPOTENCY};
-use crate::store::Store;
-use crate::txn::{ReadTx, WriteTx};
-
-const TABLE: &str = "edgestate.idempotency";
+use crate::schema::IDEMPOTENCY;
 
 /// Where a request under an idempotency key stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,11 +54,11 @@ pub struct IdempotencyRecord {
     pub expires_at_ms: Option<u64>,
 }
 
-/// The outcome of [`IdempotencyTx::begin`].
+/// The outcome of [`Idempotency::begin`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Begin {
     /// The caller holds the key until `lease_expires_at_ms`: run the request, then
-    /// [`complete`](IdempotencyTx::complete) (or [`abandon`](IdempotencyTx::abandon)).
+    /// [`complete`](Idempotency::complete) (or [`abandon`](Idempotency::abandon)).
     Started {
         /// When the lease runs out (ms since the epoch).
         lease_expires_at_ms: u64,
@@ -76,17 +72,6 @@ pub enum Begin {
 struct Body {
     payload_fingerprint: Vec<u8>,
     state: IdempotencyState,
-}
-
-fn shown(key: &str) -> impl Fn() -> String + '_ {
-    move || key.to_owned()
-}
-
-fn ttl_key(key: &str) -> TtlKey {
-    TtlKey {
-        table: TtlTable::Idempotency,
-        packed: keys::pack(&[key.as_bytes()]),
-    }
 }
 
 /// A fingerprint is a hash; anything longer than a key is a mistake (a whole payload).
@@ -104,270 +89,269 @@ fn check_fingerprint(fingerprint: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn get_in<T>(table: &T, key: &str, now: u64) -> Result<Option<IdempotencyRecord>>
-where
-    T: ReadableTable<&'static str, &'static [u8]>,
-{
-    limits::check_key("key", key)?;
-    let Some(stored) = record::get_live(table, TABLE, key, &shown(key), now)? else {
-        return Ok(None);
-    };
-    if stored.format != envelope::FORMAT_POSTCARD_V1 {
-        return Err(Error::Decode {
-            table: TABLE,
-            key: key.to_owned(),
-            reason: format!(
-                "record format {} is not an idempotency record",
-                stored.format
-            ),
-        });
-    }
-    let body: Body = codec::from_postcard(TABLE, key, &stored.payload)?;
-    Ok(Some(IdempotencyRecord {
+fn decode(key: &str, stored: &Stored) -> Result<IdempotencyRecord> {
+    let payload = stored.payload_of(IDEMPOTENCY.name, key, envelope::FORMAT_POSTCARD_V1)?;
+    let body: Body = codec::from_postcard(IDEMPOTENCY.name, key, payload)?;
+    Ok(IdempotencyRecord {
         key: key.to_owned(),
         payload_fingerprint: body.payload_fingerprint,
         state: body.state,
         expires_at_ms: stored.expires_at_ms,
-    }))
+    })
 }
 
-/// Idempotency records inside a write transaction: reads see the transaction's own
-/// writes. Obtained from [`WriteTx::idempotency`].
-#[derive(Debug, Clone, Copy)]
-pub struct IdempotencyTx<'t> {
-    tx: &'t WriteTx,
+fn encode(payload_fingerprint: &[u8], state: IdempotencyState) -> Result<Vec<u8>> {
+    codec::to_postcard(
+        "idempotency record",
+        &Body {
+            payload_fingerprint: payload_fingerprint.to_vec(),
+            state,
+        },
+    )
 }
 
-impl WriteTx {
-    /// The idempotency records.
-    pub fn idempotency(&self) -> IdempotencyTx<'_> {
-        IdempotencyTx { tx: self }
+/// What [`begin`](Idempotency::begin) answers given the live record, or `None` when the
+/// caller may take the key (no live record).
+fn begin_answer(
+    key: &str,
+    payload_fingerprint: &[u8],
+    live: Option<IdempotencyRecord>,
+) -> Result<Option<Begin>> {
+    match live {
+        None => Ok(None),
+        Some(rec) if rec.payload_fingerprint != payload_fingerprint => {
+            Err(Error::IdempotencyMismatch {
+                key: key.to_owned(),
+            })
+        }
+        Some(IdempotencyRecord {
+            state:
+                IdempotencyState::InProgress {
+                    lease_expires_at_ms,
+                    ..
+                },
+            ..
+        }) => Err(Error::IdempotencyInProgress {
+            key: key.to_owned(),
+            lease_expires_at_ms,
+        }),
+        Some(IdempotencyRecord {
+            state: IdempotencyState::Completed { result, .. },
+            ..
+        }) => Ok(Some(Begin::Completed(result))),
     }
 }
 
-impl IdempotencyTx<'_> {
+/// What [`complete`](Idempotency::complete) answers given the live record, or `None`
+/// when the result is to be stored (no live record, or one in progress).
+fn complete_answer(
+    key: &str,
+    payload_fingerprint: &[u8],
+    live: Option<&IdempotencyRecord>,
+) -> Result<Option<bool>> {
+    match live {
+        Some(rec) if rec.payload_fingerprint != payload_fingerprint => {
+            Err(Error::IdempotencyMismatch {
+                key: key.to_owned(),
+            })
+        }
+        Some(IdempotencyRecord {
+            state: IdempotencyState::Completed { .. },
+            ..
+        }) => Ok(Some(false)),
+        Some(_) | None => Ok(None),
+    }
+}
+
+fn is_in_progress(live: Option<&IdempotencyRecord>) -> bool {
+    matches!(
+        live,
+        Some(IdempotencyRecord {
+            state: IdempotencyState::InProgress { .. },
+            ..
+        })
+    )
+}
+
+handle! {
+    /// The idempotency records, from `tx.idempotency()`, `read.idempotency()` or
+    /// `store.idempotency()`: a key's life cycle is [`begin`](Self::begin) (take the
+    /// lease), then [`complete`](Self::complete) (store the result) or
+    /// [`abandon`](Self::abandon) (give the lease up). On a [`Store`](crate::Store) each
+    /// call is its own transaction; inside [`Store::write`](crate::Store::write) reads
+    /// see the transaction's own writes.
+    ///
+    /// ```
+    /// use edgestate::{Begin, Error, Store};
+    ///
+    /// # fn main() -> edgestate::Result<()> {
+    /// let store = Store::in_memory()?;
+    /// let idem = store.idempotency();
+    /// let payload_hash = b"sha256-of-the-request-body";
+    ///
+    /// match idem.begin("req-42", payload_hash)? {
+    ///     Begin::Started { .. } => {
+    ///         let result = b"order o-17 placed"; // ... run the request ...
+    ///         idem.complete("req-42", payload_hash, result)?;
+    ///     }
+    ///     Begin::Completed(_) => unreachable!("first attempt"),
+    /// }
+    ///
+    /// // A retry gets the stored result instead of running again.
+    /// assert_eq!(
+    ///     idem.begin("req-42", payload_hash)?,
+    ///     Begin::Completed(b"order o-17 placed".to_vec())
+    /// );
+    /// // The same key with another payload is refused.
+    /// let err = idem.begin("req-42", b"another body").expect_err("mismatch");
+    /// assert!(matches!(err, Error::IdempotencyMismatch { .. }));
+    ///
+    /// // Inside a transaction: the result is stored with the request's own writes.
+    /// store.write(|tx| {
+    ///     let idem = tx.idempotency();
+    ///     assert!(matches!(idem.begin("req-43", payload_hash)?, Begin::Started { .. }));
+    ///     tx.kv().put("orders", "o-18", b"placed", None)?;
+    ///     idem.complete("req-43", payload_hash, b"order o-18 placed")?;
+    ///     Ok::<_, edgestate::Error>(())
+    /// })?;
+    /// assert!(!idem.abandon("req-43")?); // completed records are kept
+    /// # Ok(())
+    /// # }
+    /// ```
+    Idempotency
+}
+
+impl<A: Access> Idempotency<'_, A> {
     /// The live record of `key`, or `None` (never begun, lease run out, or result
     /// expired).
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::Error::InvalidInput) for an empty or oversized key;
+    /// [`Corrupt`](crate::Error::Corrupt) or [`Decode`](crate::Error::Decode) for a
+    /// damaged record; storage errors.
     pub fn get(&self, key: &str) -> Result<Option<IdempotencyRecord>> {
-        let table = self.tx.raw().open_table(IDEMPOTENCY)?;
-        get_in(&table, key, self.tx.now_ms())
+        limits::check_key("key", key)?;
+        self.src.with_reader(|r| read_live(r, key))
     }
+}
 
+fn read_live(r: &crate::access::Reader<'_>, key: &str) -> Result<Option<IdempotencyRecord>> {
+    match record::get(r, &IDEMPOTENCY, key)? {
+        Some(stored) => Ok(Some(decode(key, &stored)?)),
+        None => Ok(None),
+    }
+}
+
+impl<A: WriteAccess> Idempotency<'_, A> {
     /// Starts the request under `key`, or tells why not:
     /// - no live record (never begun, or the previous holder's lease ran out): the
-    ///   caller now holds the key, [`Begin::Started`];
-    /// - a record begun with another fingerprint: [`Error::IdempotencyMismatch`];
-    /// - in progress under a lease that has not run out:
-    ///   [`Error::IdempotencyInProgress`] (retry after `lease_expires_at_ms`);
-    /// - completed: [`Begin::Completed`] with the stored result.
+    ///   caller now holds the key until `idempotency_lease` from now,
+    ///   [`Begin::Started`];
+    /// - completed with the same fingerprint: [`Begin::Completed`] with the stored
+    ///   result (on a store, answered from a read snapshot without taking the write
+    ///   lock).
+    ///
+    /// # Errors
+    /// [`IdempotencyMismatch`](crate::Error::IdempotencyMismatch) for a record begun
+    /// with another fingerprint;
+    /// [`IdempotencyInProgress`](crate::Error::IdempotencyInProgress) while another
+    /// holder's lease has not run out (retry after `lease_expires_at_ms`);
+    /// [`InvalidInput`](crate::Error::InvalidInput) for a bad key or a fingerprint
+    /// longer than a key (pass a hash); [`Corrupt`](crate::Error::Corrupt) or
+    /// [`Decode`](crate::Error::Decode) for a damaged record; storage and commit errors.
     pub fn begin(&self, key: &str, payload_fingerprint: &[u8]) -> Result<Begin> {
         limits::check_key("key", key)?;
         check_fingerprint(payload_fingerprint)?;
-        match self.get(key)? {
-            Some(rec) if rec.payload_fingerprint != payload_fingerprint => {
-                Err(Error::IdempotencyMismatch {
-                    key: key.to_owned(),
-                })
-            }
-            Some(IdempotencyRecord {
-                state:
-                    IdempotencyState::InProgress {
-                        lease_expires_at_ms,
-                        ..
-                    },
-                ..
-            }) => Err(Error::IdempotencyInProgress {
-                key: key.to_owned(),
-                lease_expires_at_ms,
-            }),
-            Some(IdempotencyRecord {
-                state: IdempotencyState::Completed { result, .. },
-                ..
-            }) => Ok(Begin::Completed(result)),
-            None => {
-                let now = self.tx.now_ms();
-                let lease_expires_at_ms = expiry_after(now, self.tx.config().idempotency_lease);
-                let state = IdempotencyState::InProgress {
-                    started_at_ms: now,
-                    lease_expires_at_ms,
-                };
-                self.write(
-                    key,
-                    payload_fingerprint,
-                    state,
-                    lease_expires_at_ms,
-                    Expect::Absent,
-                )?;
-                Ok(Begin::Started {
-                    lease_expires_at_ms,
-                })
+        if A::PER_CALL {
+            let live = self.src.with_reader(|r| read_live(r, key))?;
+            if let Some(answer) = begin_answer(key, payload_fingerprint, live)? {
+                return Ok(answer);
             }
         }
+        self.src.with_writer(|tx| {
+            let slot = Slot::open(tx, IDEMPOTENCY, key)?;
+            let live = slot.live().map(|s| decode(key, s)).transpose()?;
+            if let Some(answer) = begin_answer(key, payload_fingerprint, live)? {
+                return Ok(answer);
+            }
+            let now = tx.now_ms();
+            let lease_expires_at_ms = expiry_after(now, tx.config().idempotency_lease);
+            let state = IdempotencyState::InProgress {
+                started_at_ms: now,
+                lease_expires_at_ms,
+            };
+            let body = encode(payload_fingerprint, state)?;
+            slot.put(
+                envelope::FORMAT_POSTCARD_V1,
+                &body,
+                Some(lease_expires_at_ms),
+            )?;
+            Ok(Begin::Started {
+                lease_expires_at_ms,
+            })
+        })
     }
 
     /// Stores `result` for `key`, to be returned to retries for
     /// `StoreConfig::idempotency_ttl`. Returns `true` if stored, `false` if a result
     /// was already stored (the first result is kept). Completing after the lease ran
     /// out still stores the result, unless another caller has completed meanwhile.
-    /// A record begun with another fingerprint gives [`Error::IdempotencyMismatch`].
+    ///
+    /// # Errors
+    /// [`IdempotencyMismatch`](crate::Error::IdempotencyMismatch) for a record begun
+    /// with another fingerprint; [`InvalidInput`](crate::Error::InvalidInput) for a bad
+    /// key or fingerprint, or an oversized result; [`Corrupt`](crate::Error::Corrupt) or
+    /// [`Decode`](crate::Error::Decode) for a damaged record; storage and commit errors.
     pub fn complete(&self, key: &str, payload_fingerprint: &[u8], result: &[u8]) -> Result<bool> {
         limits::check_key("key", key)?;
         check_fingerprint(payload_fingerprint)?;
-        let expect = match self.get(key)? {
-            Some(rec) if rec.payload_fingerprint != payload_fingerprint => {
-                return Err(Error::IdempotencyMismatch {
-                    key: key.to_owned(),
-                })
+        if A::PER_CALL {
+            let live = self.src.with_reader(|r| read_live(r, key))?;
+            if let Some(answer) = complete_answer(key, payload_fingerprint, live.as_ref())? {
+                return Ok(answer);
             }
-            Some(IdempotencyRecord {
-                state: IdempotencyState::Completed { .. },
-                ..
-            }) => return Ok(false),
-            Some(_) => Expect::Any,
-            None => Expect::Absent,
-        };
-        let now = self.tx.now_ms();
-        let state = IdempotencyState::Completed {
-            result: result.to_vec(),
-            completed_at_ms: now,
-        };
-        let expires = expiry_after(now, self.tx.config().idempotency_ttl);
-        self.write(key, payload_fingerprint, state, expires, expect)?;
-        Ok(true)
+        }
+        self.src.with_writer(|tx| {
+            let slot = Slot::open(tx, IDEMPOTENCY, key)?;
+            let live = slot.live().map(|s| decode(key, s)).transpose()?;
+            if let Some(answer) = complete_answer(key, payload_fingerprint, live.as_ref())? {
+                return Ok(answer);
+            }
+            let now = tx.now_ms();
+            let state = IdempotencyState::Completed {
+                result: result.to_vec(),
+                completed_at_ms: now,
+            };
+            let body = encode(payload_fingerprint, state)?;
+            let expires_at_ms = expiry_after(now, tx.config().idempotency_ttl);
+            slot.put(envelope::FORMAT_POSTCARD_V1, &body, Some(expires_at_ms))?;
+            Ok(true)
+        })
     }
 
     /// Gives up an in-progress key so the next caller may begin at once (e.g. after the
     /// request failed in a retryable way). Returns whether an in-progress record was
     /// removed; a completed record is kept.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::Error::InvalidInput) for a bad key;
+    /// [`Corrupt`](crate::Error::Corrupt) or [`Decode`](crate::Error::Decode) for a
+    /// damaged record; storage and commit errors.
     pub fn abandon(&self, key: &str) -> Result<bool> {
         limits::check_key("key", key)?;
-        match self.get(key)? {
-            Some(IdempotencyRecord {
-                state: IdempotencyState::InProgress { .. },
-                ..
-            }) => {
-                let removed = record::delete(
-                    self.tx,
-                    IDEMPOTENCY,
-                    key,
-                    &shown(key),
-                    Some(&|| ttl_key(key)),
-                )?;
-                Ok(removed.is_some())
+        if A::PER_CALL {
+            let live = self.src.with_reader(|r| read_live(r, key))?;
+            if !is_in_progress(live.as_ref()) {
+                return Ok(false);
             }
-            _ => Ok(false),
         }
-    }
-
-    fn write(
-        &self,
-        key: &str,
-        payload_fingerprint: &[u8],
-        state: IdempotencyState,
-        expires_at_ms: u64,
-        expect: Expect,
-    ) -> Result<u64> {
-        let body = codec::to_postcard(
-            "idempotency record",
-            &Body {
-                payload_fingerprint: payload_fingerprint.to_vec(),
-                state,
-            },
-        )?;
-        record::put(
-            self.tx,
-            IDEMPOTENCY,
-            key,
-            &shown(key),
-            Some(&|| ttl_key(key)),
-            NewRecord::postcard(&body, Some(expires_at_ms), expect),
-        )
-    }
-}
-
-/// Idempotency reads on a snapshot. Obtained from [`ReadTx::idempotency`].
-#[derive(Debug, Clone, Copy)]
-pub struct IdempotencyRead<'t> {
-    tx: &'t ReadTx,
-}
-
-impl ReadTx {
-    /// The idempotency records.
-    pub fn idempotency(&self) -> IdempotencyRead<'_> {
-        IdempotencyRead { tx: self }
-    }
-}
-
-impl IdempotencyRead<'_> {
-    /// The live record of `key`, or `None`.
-    pub fn get(&self, key: &str) -> Result<Option<IdempotencyRecord>> {
-        let table = self.tx.raw().open_table(IDEMPOTENCY)?;
-        get_in(&table, key, self.tx.now_ms())
-    }
-}
-
-/// Idempotency calls on the store, each in its own transaction. Obtained from
-/// [`Store::idempotency`]; see [`IdempotencyTx`] for the semantics.
-///
-/// ```
-/// use edgestate::{Begin, Error, Store};
-///
-/// # fn main() -> edgestate::Result<()> {
-/// let store = Store::in_memory()?;
-/// let idem = store.idempotency();
-/// let payload_hash = b"sha256-of-the-request-body";
-///
-/// match idem.begin("req-42", payload_hash)? {
-///     Begin::Started { .. } => {
-///         let result = b"order o-17 placed"; // ... run the request ...
-///         idem.complete("req-42", payload_hash, result)?;
-///     }
-///     Begin::Completed(_) => unreachable!("first attempt"),
-/// }
-///
-/// // A retry gets the stored result instead of running again.
-/// assert_eq!(
-///     idem.begin("req-42", payload_hash)?,
-///     Begin::Completed(b"order o-17 placed".to_vec())
-/// );
-/// // The same key with another payload is refused.
-/// let err = idem.begin("req-42", b"another body").expect_err("mismatch");
-/// assert!(matches!(err, Error::IdempotencyMismatch { .. }));
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Debug, Clone, Copy)]
-pub struct Idempotency<'s> {
-    store: &'s Store,
-}
-
-impl Store {
-    /// The idempotency records.
-    pub fn idempotency(&self) -> Idempotency<'_> {
-        Idempotency { store: self }
-    }
-}
-
-impl Idempotency<'_> {
-    /// The live record of `key`, or `None`.
-    pub fn get(&self, key: &str) -> Result<Option<IdempotencyRecord>> {
-        self.store.read(|tx| tx.idempotency().get(key))
-    }
-
-    /// Starts the request under `key`; see [`IdempotencyTx::begin`].
-    pub fn begin(&self, key: &str, payload_fingerprint: &[u8]) -> Result<Begin> {
-        self.store
-            .write(|tx| tx.idempotency().begin(key, payload_fingerprint))
-    }
-
-    /// Stores the result; see [`IdempotencyTx::complete`].
-    pub fn complete(&self, key: &str, payload_fingerprint: &[u8], result: &[u8]) -> Result<bool> {
-        self.store
-            .write(|tx| tx.idempotency().complete(key, payload_fingerprint, result))
-    }
-
-    /// Gives up an in-progress key; see [`IdempotencyTx::abandon`].
-    pub fn abandon(&self, key: &str) -> Result<bool> {
-        self.store.write(|tx| tx.idempotency().abandon(key))
+        self.src.with_writer(|tx| {
+            let slot = Slot::open(tx, IDEMPOTENCY, key)?;
+            let live = slot.live().map(|s| decode(key, s)).transpose()?;
+            if !is_in_progress(live.as_ref()) {
+                return Ok(false);
+            }
+            Ok(slot.delete()?.is_some())
+        })
     }
 }

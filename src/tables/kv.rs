@@ -12,7 +12,6 @@ use serde::Serialize;
 
 use super::record::{self, Slot, Stored};
 use super::{handle, Expect, Versioned};
-use crate::access::sealed::{Source, WriteSource};
 use crate::access::{Access, WriteAccess};
 use crate::clock::expiry_after;
 use crate::codec::{self, envelope};
@@ -139,7 +138,8 @@ impl<A: Access> Kv<'_, A> {
                 if k_ns != ns || !k_key.starts_with(prefix) {
                     break;
                 }
-                if let Some(stored) = record::decode_live(&KV, &(ns, k_key), v.value(), r.now_ms())? {
+                if let Some(stored) = record::decode_live(&KV, &(ns, k_key), v.value(), r.now_ms())?
+                {
                     out.push(entry(k_key, stored));
                     if out.len() >= limit {
                         break;
@@ -165,12 +165,17 @@ impl<A: Access> Kv<'_, A> {
     /// # Errors
     /// As [`get`](Self::get); [`Decode`](crate::Error::Decode) when the stored value is
     /// not a `T`.
-    pub fn get_value<T: DeserializeOwned>(&self, ns: &str, key: &str) -> Result<Option<Versioned<T>>> {
+    pub fn get_value<T: DeserializeOwned>(
+        &self,
+        ns: &str,
+        key: &str,
+    ) -> Result<Option<Versioned<T>>> {
         check(ns, key)?;
-        self.src.with_reader(|r| match record::get(r, &KV, (ns, key))? {
-            Some(stored) => Ok(Some(decode_typed(ns, key, &stored)?)),
-            None => Ok(None),
-        })
+        self.src
+            .with_reader(|r| match record::get(r, &KV, (ns, key))? {
+                Some(stored) => Ok(Some(decode_typed(ns, key, &stored)?)),
+                None => Ok(None),
+            })
     }
 }
 
@@ -258,7 +263,11 @@ impl<A: WriteAccess> Kv<'_, A> {
             match f(current.as_ref())? {
                 Some(value) => {
                     let expires_at_ms = ttl.map(|d| expiry_after(tx.now_ms(), d));
-                    Ok(Some(slot.put(envelope::FORMAT_BYTES, &value, expires_at_ms)?))
+                    Ok(Some(slot.put(
+                        envelope::FORMAT_BYTES,
+                        &value,
+                        expires_at_ms,
+                    )?))
                 }
                 None => {
                     slot.delete()?;
@@ -352,7 +361,13 @@ impl<A: WriteAccess> Kv<'_, A> {
     /// # Errors
     /// As [`get_value`](Self::get_value) and [`put_value`](Self::put_value), and
     /// whatever `f` returns (nothing is written then).
-    pub fn update_value<T, F>(&self, ns: &str, key: &str, ttl: Option<Duration>, f: F) -> Result<u64>
+    pub fn update_value<T, F>(
+        &self,
+        ns: &str,
+        key: &str,
+        ttl: Option<Duration>,
+        f: F,
+    ) -> Result<u64>
     where
         T: Serialize + DeserializeOwned,
         F: FnOnce(Option<T>) -> Result<T>,

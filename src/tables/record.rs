@@ -101,12 +101,18 @@ pub(crate) struct Slot<'t, 'k, K: KeyShape> {
     /// header), which names the expiry entry to move.
     stored_expiry: Option<u64>,
     live: Option<Stored>,
+    /// Whether anything is stored under the key (live, expired or damaged).
+    present: bool,
 }
 
 impl<'t, 'k, K: KeyShape> Slot<'t, 'k, K> {
     /// Reads the record under `key`. A damaged record is an error: a write must not
     /// replace what it cannot see. (Deleting one is allowed: see [`Slot::delete`].)
-    pub(crate) fn open(tx: &'t WriteTx, table: RecordTable<K>, key: K::SelfType<'k>) -> Result<Self> {
+    pub(crate) fn open(
+        tx: &'t WriteTx,
+        table: RecordTable<K>,
+        key: K::SelfType<'k>,
+    ) -> Result<Self> {
         let mut slot = Self::open_lenient(tx, table, key)?;
         if let Some(err) = slot.damage.take() {
             return Err(err);
@@ -121,9 +127,11 @@ impl<'t, 'k, K: KeyShape> Slot<'t, 'k, K> {
     ) -> Result<Lenient<'t, 'k, K>> {
         let opened = tx.raw().open_table(table.def)?;
         let mut damage = None;
+        let mut present = false;
         let (stored_expiry, live) = match opened.get(&key)? {
             Some(guard) => match envelope::decode(guard.value()) {
                 Ok(env) => {
+                    present = true;
                     let live = (!env.header.is_expired(tx.now_ms())).then(|| Stored {
                         version: env.header.version,
                         expires_at_ms: env.header.expires_at_ms,
@@ -133,6 +141,7 @@ impl<'t, 'k, K: KeyShape> Slot<'t, 'k, K> {
                     (env.header.expires_at_ms, live)
                 }
                 Err(e) => {
+                    present = true;
                     damage = Some(Error::Corrupt {
                         table: table.name,
                         key: K::show(&key),
@@ -154,6 +163,7 @@ impl<'t, 'k, K: KeyShape> Slot<'t, 'k, K> {
                 key,
                 stored_expiry,
                 live,
+                present,
             },
             damage,
         })
@@ -164,16 +174,17 @@ impl<'t, 'k, K: KeyShape> Slot<'t, 'k, K> {
         self.live.as_ref()
     }
 
+    /// Whether a record is stored under the key at all: a live one, or an expired one
+    /// that no sweep has removed yet.
+    pub(crate) fn is_stored(&self) -> bool {
+        self.present
+    }
+
     /// The version the next write gets: the live one + 1, or 1.
     pub(crate) fn next_version(&self) -> u64 {
         self.live
             .as_ref()
             .map_or(1, |live| live.version.saturating_add(1))
-    }
-
-    /// The key as errors show it.
-    pub(crate) fn shown_key(&self) -> String {
-        K::show(&self.key)
     }
 
     /// Checks `expect` against the live version.
@@ -187,7 +198,12 @@ impl<'t, 'k, K: KeyShape> Slot<'t, 'k, K> {
 
     /// Writes a record with the next version; returns that version. The caller has
     /// checked whatever it expects of the live record.
-    pub(crate) fn put(mut self, format: u8, payload: &[u8], expires_at_ms: Option<u64>) -> Result<u64> {
+    pub(crate) fn put(
+        mut self,
+        format: u8,
+        payload: &[u8],
+        expires_at_ms: Option<u64>,
+    ) -> Result<u64> {
         limits::check_value_len("value", payload.len())?;
         let version = self.next_version();
         let bytes = envelope::encode(format, version, expires_at_ms, payload);

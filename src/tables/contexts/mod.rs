@@ -1,33 +1,31 @@
-//! Per-user context documents (the seed's `UserContext`): fetch, conditional push,
-//! update closures, patch by field path, a bounded recent-events list, get-or-init and
-//! batch fetch from one snapshot.
+//! Per-user context documents (the seed's `UserContext`): get, conditional put, update
+//! closures, patch by field path, a bounded recent-events list, get-or-init and batch
+//! get from one snapshot.
 //!
 //! Versions: a stored context's `version` is its record version (1 on create, +1 per
 //! write) and is set from the record on every read, so the two never disagree. A
-//! context that was never stored has version 0. [`ContextsTx::push`] is the optimistic
+//! context that was never stored has version 0. [`Contexts::put`] is the optimistic
 //! lock: it writes only if the stored version still equals `ctx.version` (version 0:
 //! only if no context is stored), and otherwise returns [`Error::VersionConflict`] and
-//! writes nothing. Every write sets `updated_at` (Unix seconds) from the store's clock.
+//! writes nothing. Every write sets `updated_at_s` (Unix seconds; `updated_at` in the
+//! stored body and in JSON) from the store's clock. Every write reads the stored record
+//! once.
 
 mod model;
 mod patch;
 
-use redb::ReadableTable;
-
-use super::record::{self, NewHeader};
-use super::Expect;
+use super::record::{self, Slot, Stored};
+use super::{handle, unix_seconds, Expect};
+use crate::access::{Access, WriteAccess};
 use crate::codec::{self, envelope};
 use crate::error::{Error, Result};
 use crate::limits;
 use crate::schema::CONTEXTS;
-use crate::store::Store;
-use crate::txn::{ReadTx, WriteTx};
+use crate::txn::WriteTx;
 
 pub use model::{ContextEvent, NotificationPrefs, UserContext, UserPreferences, VaultState};
 
-const TABLE: &str = "edgestate.contexts";
-
-/// The result of a batch fetch: every user asked for is in exactly one of the lists.
+/// The result of a batch get: every user asked for is in exactly one of the lists.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ContextBatch {
     /// The contexts found, in the order the users were asked for.
@@ -36,182 +34,230 @@ pub struct ContextBatch {
     pub missing: Vec<String>,
 }
 
-fn shown(user: &str) -> impl Fn() -> String + '_ {
-    move || user.to_owned()
-}
-
-fn decode(user: &str, stored: record::Stored) -> Result<UserContext> {
-    if stored.format != envelope::FORMAT_POSTCARD_V1 {
-        return Err(Error::Decode {
-            table: TABLE,
-            key: user.to_owned(),
-            reason: format!("record format {} is not a context", stored.format),
-        });
-    }
-    let mut ctx: UserContext = codec::from_postcard(TABLE, user, &stored.payload)?;
+fn decode(user: &str, stored: &Stored) -> Result<UserContext> {
+    let payload = stored.payload_of(CONTEXTS.name, user, envelope::FORMAT_POSTCARD_V1)?;
+    let mut ctx: UserContext = codec::from_postcard(CONTEXTS.name, user, payload)?;
     // The record header is the authority on the version.
     ctx.version = stored.version;
     Ok(ctx)
 }
 
-// Reads, generic over read and write transactions.
-
-fn fetch_in<T>(table: &T, user: &str, now: u64) -> Result<Option<UserContext>>
-where
-    T: ReadableTable<&'static str, &'static [u8]>,
-{
-    limits::check_key("user", user)?;
-    match record::get_live(table, TABLE, user, &shown(user), now)? {
-        Some(stored) => Ok(Some(decode(user, stored)?)),
-        None => Ok(None),
-    }
-}
-
-fn fetch_many_in<T>(table: &T, users: &[&str], now: u64) -> Result<ContextBatch>
-where
-    T: ReadableTable<&'static str, &'static [u8]>,
-{
-    for user in users {
-        limits::check_key("user", user)?;
-    }
-    let mut batch = ContextBatch::default();
-    for user in users {
-        match fetch_in(table, user, now)? {
-            Some(ctx) => batch.found.push(ctx),
-            None => batch.missing.push((*user).to_owned()),
-        }
-    }
-    Ok(batch)
-}
-
 fn not_found(user: &str) -> Error {
     Error::NotFound {
-        table: TABLE,
+        table: CONTEXTS.name,
         key: user.to_owned(),
     }
 }
 
-/// Contexts inside a write transaction: reads see the transaction's own writes.
-/// Obtained from [`WriteTx::contexts`].
-#[derive(Debug, Clone, Copy)]
-pub struct ContextsTx<'t> {
-    tx: &'t WriteTx,
-}
-
-impl WriteTx {
-    /// The per-user context documents.
-    pub fn contexts(&self) -> ContextsTx<'_> {
-        ContextsTx { tx: self }
+/// The expectation [`Contexts::put`] derives from `ctx.version`.
+fn expect_of(ctx: &UserContext) -> Expect {
+    match ctx.version {
+        0 => Expect::Absent,
+        v => Expect::Version(v),
     }
 }
 
-impl ContextsTx<'_> {
+/// Writes `ctx` through `slot` (the caller has checked what it expects of the live
+/// record): stamps `updated_at_s` and embeds the new version in the body.
+fn write(
+    tx: &WriteTx,
+    slot: Slot<'_, '_, &'static str>,
+    mut ctx: UserContext,
+) -> Result<UserContext> {
+    ctx.updated_at_s = unix_seconds(tx.now_ms());
+    // The version lives inside the body too, so it is known before encoding.
+    ctx.version = slot.next_version();
+    let body = codec::to_postcard("user context", &ctx)?;
+    ctx.version = slot.put(envelope::FORMAT_POSTCARD_V1, &body, None)?;
+    Ok(ctx)
+}
+
+/// Read-modify-write of one context in `tx`: `f` edits the stored context (or a fresh
+/// one when `init` and there is none), which is then written back.
+fn modify<F>(tx: &WriteTx, user: &str, init: bool, f: F) -> Result<UserContext>
+where
+    F: FnOnce(&mut UserContext) -> Result<()>,
+{
+    let slot = Slot::open(tx, CONTEXTS, user)?;
+    let mut ctx = match slot.live() {
+        Some(stored) => decode(user, stored)?,
+        None if init => UserContext::new(user, tx.now_ms()),
+        None => return Err(not_found(user)),
+    };
+    f(&mut ctx)?;
+    if ctx.pubkey != user {
+        return Err(Error::invalid(
+            "pubkey",
+            "an update cannot change the context's pubkey",
+        ));
+    }
+    write(tx, slot, ctx)
+}
+
+handle! {
+    /// The per-user context documents, from `tx.contexts()`, `read.contexts()` or
+    /// `store.contexts()`. On a [`Store`](crate::Store) each call is its own
+    /// transaction; inside [`Store::write`](crate::Store::write) reads see the
+    /// transaction's own writes.
+    ///
+    /// ```
+    /// use edgestate::{ContextEvent, Error, Store};
+    /// use serde_json::json;
+    ///
+    /// # fn main() -> edgestate::Result<()> {
+    /// let store = Store::in_memory()?;
+    /// let contexts = store.contexts();
+    ///
+    /// let ctx = contexts.get_or_init("alice")?;
+    /// assert_eq!(ctx.version, 1);
+    ///
+    /// // Patch one field by path; a typo or a wrong type is an error, never a no-op.
+    /// contexts.patch("alice", "preferences.risk_tolerance", json!("aggressive"))?;
+    /// contexts.patch("alice", "agent_memory.goal", json!("save for a bike"))?;
+    /// let err = contexts.patch("alice", "preferences.risk_tolerence", json!("x"))
+    ///     .expect_err("typo");
+    /// assert!(matches!(err, Error::InvalidInput { .. }));
+    ///
+    /// // Optimistic locking: `ctx` is stale now, so putting it writes nothing.
+    /// let err = contexts.put(ctx).expect_err("stale");
+    /// assert!(err.is_conflict());
+    ///
+    /// let event = ContextEvent::new("capture", 1_700_000_000, "coffee").with_amount(450);
+    /// let stored = contexts.push_event("alice", event)?;
+    /// assert_eq!(stored.version, 4);
+    /// assert_eq!(stored.recent_events[0].summary, "coffee");
+    ///
+    /// // Inside a transaction, together with other tables.
+    /// store.write(|tx| {
+    ///     let ctx = tx.contexts().get("alice")?.expect("stored above");
+    ///     tx.contexts().put(ctx)?;
+    ///     Ok::<_, edgestate::Error>(())
+    /// })?;
+    /// assert_eq!(contexts.get("alice")?.map(|c| c.version), Some(5));
+    /// # Ok(())
+    /// # }
+    /// ```
+    Contexts
+}
+
+impl<A: Access> Contexts<'_, A> {
     /// The user's context, or `None`.
-    pub fn fetch(&self, user: &str) -> Result<Option<UserContext>> {
-        let table = self.tx.raw().open_table(CONTEXTS)?;
-        fetch_in(&table, user, self.tx.now_ms())
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::Error::InvalidInput) for an empty or oversized user;
+    /// [`Corrupt`](crate::Error::Corrupt) or [`Decode`](crate::Error::Decode) for a
+    /// damaged record; storage errors.
+    pub fn get(&self, user: &str) -> Result<Option<UserContext>> {
+        limits::check_key("user", user)?;
+        self.src
+            .with_reader(|r| match record::get(r, &CONTEXTS, user)? {
+                Some(stored) => Ok(Some(decode(user, &stored)?)),
+                None => Ok(None),
+            })
     }
 
-    /// Several contexts; users without one are listed in [`ContextBatch::missing`].
-    pub fn fetch_many(&self, users: &[&str]) -> Result<ContextBatch> {
-        let table = self.tx.raw().open_table(CONTEXTS)?;
-        fetch_many_in(&table, users, self.tx.now_ms())
+    /// Several contexts from one snapshot; users without one are listed in
+    /// [`ContextBatch::missing`].
+    ///
+    /// # Errors
+    /// As [`get`](Self::get), for any of the users (all are checked before reading).
+    pub fn get_many(&self, users: &[&str]) -> Result<ContextBatch> {
+        for user in users {
+            limits::check_key("user", user)?;
+        }
+        self.src.with_reader(|r| {
+            let table = r.open(CONTEXTS.def)?;
+            let mut batch = ContextBatch::default();
+            for user in users {
+                match record::get_in(&table, &CONTEXTS, user, r.now_ms())? {
+                    Some(stored) => batch.found.push(decode(user, &stored)?),
+                    None => batch.missing.push((*user).to_owned()),
+                }
+            }
+            Ok(batch)
+        })
     }
+}
 
+impl<A: WriteAccess> Contexts<'_, A> {
     /// Stores `ctx` under `ctx.pubkey` if the stored version still equals `ctx.version`
-    /// (version 0: if no context is stored). Otherwise returns
-    /// [`Error::VersionConflict`] (`expected: None` means "expected none stored") and
-    /// writes nothing. Returns the context as stored: version + 1 (1 on create) and
-    /// `updated_at` set to now.
-    pub fn push(&self, ctx: UserContext) -> Result<UserContext> {
-        let expect = match ctx.version {
-            0 => Expect::Absent,
-            v => Expect::Version(v),
-        };
+    /// (version 0: if no context is stored). Returns the context as stored: the new
+    /// version (1 on create) and `updated_at_s` set to now.
+    ///
+    /// # Errors
+    /// [`VersionConflict`](crate::Error::VersionConflict) (`expected: None` means
+    /// "expected none stored"; nothing written) when the stored version differs;
+    /// otherwise as [`put_if`](Self::put_if).
+    pub fn put(&self, ctx: UserContext) -> Result<UserContext> {
+        let expect = expect_of(&ctx);
         self.put_if(ctx, expect)
     }
 
     /// Stores `ctx` under `ctx.pubkey` if the stored record matches `expect`
     /// ([`Expect::Any`] overwrites unconditionally); `ctx.version` is ignored. Returns
     /// the context as stored.
-    pub fn put_if(&self, mut ctx: UserContext, expect: Expect) -> Result<UserContext> {
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::Error::InvalidInput) for an empty or oversized pubkey or
+    /// an oversized context; [`VersionConflict`](crate::Error::VersionConflict) when the
+    /// stored record does not match `expect`; [`Corrupt`](crate::Error::Corrupt) when
+    /// the record it replaces is damaged; [`Encode`](crate::Error::Encode); storage and
+    /// commit errors.
+    pub fn put_if(&self, ctx: UserContext, expect: Expect) -> Result<UserContext> {
         limits::check_key("pubkey", &ctx.pubkey)?;
         let user = ctx.pubkey.clone();
-        ctx.updated_at = super::unix_seconds(self.tx.now_ms());
-        // The version lives inside the body too, so the body is built once the new
-        // version is known.
-        let version = record::put_with(
-            self.tx,
-            CONTEXTS,
-            user.as_str(),
-            &shown(&user),
-            None,
-            NewHeader {
-                format: envelope::FORMAT_POSTCARD_V1,
-                expires_at_ms: None,
-                expect,
-            },
-            |version| {
-                ctx.version = version;
-                codec::to_postcard("user context", &ctx)
-            },
-        )?;
-        ctx.version = version;
-        Ok(ctx)
+        self.src.with_writer(|tx| {
+            let slot = Slot::open(tx, CONTEXTS, user.as_str())?;
+            slot.check(expect)?;
+            write(tx, slot, ctx)
+        })
     }
 
-    /// Read-modify-write in this transaction: `f` edits the stored context, which is
-    /// then written back. Cannot conflict with itself. [`Error::NotFound`] if the user
-    /// has no context; if `f` fails, or changes `pubkey` ([`Error::InvalidInput`]),
-    /// nothing is written. Returns the context as stored.
+    /// Read-modify-write in one transaction: `f` edits the stored context, which is then
+    /// written back (the new version, `updated_at_s` now). Cannot conflict with itself.
+    /// Returns the context as stored.
+    ///
+    /// # Errors
+    /// [`NotFound`](crate::Error::NotFound) if the user has no context;
+    /// [`InvalidInput`](crate::Error::InvalidInput) for a bad user or if `f` changes
+    /// `pubkey`; whatever `f` returns; as [`put_if`](Self::put_if) otherwise. Nothing
+    /// is written on error.
     pub fn update<F>(&self, user: &str, f: F) -> Result<UserContext>
     where
         F: FnOnce(&mut UserContext) -> Result<()>,
     {
-        let ctx = self.fetch(user)?.ok_or_else(|| not_found(user))?;
-        self.modify(user, ctx, f)
+        limits::check_key("user", user)?;
+        self.src.with_writer(|tx| modify(tx, user, false, f))
     }
 
     /// Like [`update`](Self::update), but starts from [`UserContext::new`] when the
     /// user has no context.
+    ///
+    /// # Errors
+    /// As [`update`](Self::update), except that a missing context is not an error.
     pub fn update_or_init<F>(&self, user: &str, f: F) -> Result<UserContext>
     where
         F: FnOnce(&mut UserContext) -> Result<()>,
     {
-        let ctx = match self.fetch(user)? {
-            Some(ctx) => ctx,
-            None => UserContext::new(user, self.tx.now_ms()),
-        };
-        self.modify(user, ctx, f)
+        limits::check_key("user", user)?;
+        self.src.with_writer(|tx| modify(tx, user, true, f))
     }
 
-    fn modify<F>(&self, user: &str, mut ctx: UserContext, f: F) -> Result<UserContext>
-    where
-        F: FnOnce(&mut UserContext) -> Result<()>,
-    {
-        let version = ctx.version;
-        f(&mut ctx)?;
-        if ctx.pubkey != user {
-            return Err(Error::invalid(
-                "pubkey",
-                "an update cannot change the context's pubkey",
-            ));
-        }
-        ctx.version = version;
-        self.push(ctx)
-    }
-
-    /// Sets one field by its dotted path and bumps the version, e.g.
-    /// `"preferences.notifications.min_notify_amount"`, `"vault.cred_balance"`,
-    /// `"recent_events.0.summary"`, `"agent_memory.goal"` (creates or replaces that
-    /// memory key; keys may also be created inside a memory value) or `"agent_memory"`
-    /// (replaces the whole memory with an object).
+    /// Sets one field by its dotted path (the JSON field names) and bumps the version,
+    /// e.g. `"preferences.notifications.min_notify_amount"`, `"vault.cred_balance"`,
+    /// `"vault.snapshot_at"`, `"recent_events.0.summary"`, `"agent_memory.goal"`
+    /// (creates or replaces that memory key; keys may also be created inside a memory
+    /// value) or `"agent_memory"` (replaces the whole memory with an object).
     ///
     /// The path must name an existing field (new keys only inside `agent_memory`), and
     /// `value` must have the field's exact type and range (a whole struct must have all
     /// of its fields and no others). `pubkey`, `version` and `updated_at` are kept by
-    /// the store. Any violation is [`Error::InvalidInput`] whose field is the path, and
-    /// writes nothing. [`Error::NotFound`] if the user has no context.
+    /// the store. Returns the context as stored.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::Error::InvalidInput) whose field is the path for any
+    /// violation; [`NotFound`](crate::Error::NotFound) if the user has no context; as
+    /// [`update`](Self::update) otherwise. Nothing is written on error.
     pub fn patch(&self, user: &str, path: &str, value: serde_json::Value) -> Result<UserContext> {
         self.update(user, |ctx| patch::apply(ctx, path, value))
     }
@@ -219,170 +265,59 @@ impl ContextsTx<'_> {
     /// Adds `event` at the front of the user's recent events and keeps the newest
     /// `StoreConfig::max_recent_events`. Creates the context first if the user has none.
     /// Returns the context as stored.
+    ///
+    /// # Errors
+    /// As [`update_or_init`](Self::update_or_init).
     pub fn push_event(&self, user: &str, event: ContextEvent) -> Result<UserContext> {
-        let max = self.tx.config().max_recent_events;
-        self.update_or_init(user, |ctx| {
-            ctx.recent_events.insert(0, event);
-            ctx.recent_events.truncate(max);
-            Ok(())
+        limits::check_key("user", user)?;
+        self.src.with_writer(|tx| {
+            let max = tx.config().max_recent_events;
+            modify(tx, user, true, |ctx| {
+                ctx.recent_events.insert(0, event);
+                ctx.recent_events.truncate(max);
+                Ok(())
+            })
         })
     }
 
-    /// The user's context, created (version 1, defaults) if there is none.
+    /// The user's context, created (version 1, defaults) if there is none. On a store,
+    /// an existing context is returned from a read snapshot without taking the write
+    /// lock.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::Error::InvalidInput) for a bad user;
+    /// [`Corrupt`](crate::Error::Corrupt) or [`Decode`](crate::Error::Decode) for a
+    /// damaged record; storage and commit errors.
     pub fn get_or_init(&self, user: &str) -> Result<UserContext> {
-        match self.fetch(user)? {
-            Some(ctx) => Ok(ctx),
-            None => self.push(UserContext::new(user, self.tx.now_ms())),
+        if A::PER_CALL {
+            if let Some(ctx) = self.get(user)? {
+                return Ok(ctx);
+            }
+        } else {
+            limits::check_key("user", user)?;
         }
+        self.src.with_writer(|tx| {
+            let slot = Slot::open(tx, CONTEXTS, user)?;
+            match slot.live() {
+                Some(stored) => decode(user, stored),
+                None => write(tx, slot, UserContext::new(user, tx.now_ms())),
+            }
+        })
     }
 
     /// Removes the user's context; returns it if there was one.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::Error::InvalidInput) for a bad user;
+    /// [`Decode`](crate::Error::Decode) when the stored record is not a context;
+    /// storage and commit errors. (A record too damaged to read is removed, and
+    /// reported as no context.)
     pub fn delete(&self, user: &str) -> Result<Option<UserContext>> {
         limits::check_key("user", user)?;
-        match record::delete(self.tx, CONTEXTS, user, &shown(user), None)? {
-            Some(stored) => Ok(Some(decode(user, stored)?)),
-            None => Ok(None),
-        }
-    }
-}
-
-/// Context reads on a snapshot. Obtained from [`ReadTx::contexts`].
-#[derive(Debug, Clone, Copy)]
-pub struct ContextsRead<'t> {
-    tx: &'t ReadTx,
-}
-
-impl ReadTx {
-    /// The per-user context documents.
-    pub fn contexts(&self) -> ContextsRead<'_> {
-        ContextsRead { tx: self }
-    }
-}
-
-impl ContextsRead<'_> {
-    /// The user's context, or `None`.
-    pub fn fetch(&self, user: &str) -> Result<Option<UserContext>> {
-        let table = self.tx.raw().open_table(CONTEXTS)?;
-        fetch_in(&table, user, self.tx.now_ms())
-    }
-
-    /// Several contexts from this one snapshot; users without one are listed in
-    /// [`ContextBatch::missing`].
-    pub fn fetch_many(&self, users: &[&str]) -> Result<ContextBatch> {
-        let table = self.tx.raw().open_table(CONTEXTS)?;
-        fetch_many_in(&table, users, self.tx.now_ms())
-    }
-}
-
-/// Context calls on the store, each in its own transaction. Obtained from
-/// [`Store::contexts`]; see [`ContextsTx`] for the semantics of each call.
-///
-/// ```
-/// use edgestate::{ContextEvent, Error, Store};
-/// use serde_json::json;
-///
-/// # fn main() -> edgestate::Result<()> {
-/// let store = Store::in_memory()?;
-/// let contexts = store.contexts();
-///
-/// let ctx = contexts.get_or_init("alice")?;
-/// assert_eq!(ctx.version, 1);
-///
-/// // Patch one field by path; a typo or a wrong type is an error, never a no-op.
-/// contexts.patch("alice", "preferences.risk_tolerance", json!("aggressive"))?;
-/// contexts.patch("alice", "agent_memory.goal", json!("save for a bike"))?;
-/// let err = contexts.patch("alice", "preferences.risk_tolerence", json!("x"))
-///     .expect_err("typo");
-/// assert!(matches!(err, Error::InvalidInput { .. }));
-///
-/// // Optimistic locking: `ctx` is stale now, so pushing it writes nothing.
-/// let err = contexts.push(ctx).expect_err("stale");
-/// assert!(err.is_conflict());
-///
-/// let event = ContextEvent {
-///     event_type: "capture".into(),
-///     timestamp: 1_700_000_000,
-///     summary: "coffee".into(),
-///     amount: Some(450),
-/// };
-/// let stored = contexts.push_event("alice", event)?;
-/// assert_eq!(stored.version, 4);
-/// assert_eq!(stored.recent_events[0].summary, "coffee");
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Debug, Clone, Copy)]
-pub struct Contexts<'s> {
-    store: &'s Store,
-}
-
-impl Store {
-    /// The per-user context documents.
-    pub fn contexts(&self) -> Contexts<'_> {
-        Contexts { store: self }
-    }
-}
-
-impl Contexts<'_> {
-    /// The user's context, or `None`.
-    pub fn fetch(&self, user: &str) -> Result<Option<UserContext>> {
-        self.store.read(|tx| tx.contexts().fetch(user))
-    }
-
-    /// Several contexts from one consistent snapshot.
-    pub fn fetch_many(&self, users: &[&str]) -> Result<ContextBatch> {
-        self.store.read(|tx| tx.contexts().fetch_many(users))
-    }
-
-    /// Conditional write on `ctx.version`; see [`ContextsTx::push`].
-    pub fn push(&self, ctx: UserContext) -> Result<UserContext> {
-        self.store.write(|tx| tx.contexts().push(ctx))
-    }
-
-    /// Write on an explicit expectation; see [`ContextsTx::put_if`].
-    pub fn put_if(&self, ctx: UserContext, expect: Expect) -> Result<UserContext> {
-        self.store.write(|tx| tx.contexts().put_if(ctx, expect))
-    }
-
-    /// Read-modify-write in one transaction; see [`ContextsTx::update`].
-    pub fn update<F>(&self, user: &str, f: F) -> Result<UserContext>
-    where
-        F: FnOnce(&mut UserContext) -> Result<()>,
-    {
-        self.store.write(|tx| tx.contexts().update(user, f))
-    }
-
-    /// Read-modify-write, creating the context if needed; see
-    /// [`ContextsTx::update_or_init`].
-    pub fn update_or_init<F>(&self, user: &str, f: F) -> Result<UserContext>
-    where
-        F: FnOnce(&mut UserContext) -> Result<()>,
-    {
-        self.store.write(|tx| tx.contexts().update_or_init(user, f))
-    }
-
-    /// Sets one field by its dotted path; see [`ContextsTx::patch`].
-    pub fn patch(&self, user: &str, path: &str, value: serde_json::Value) -> Result<UserContext> {
-        self.store
-            .write(|tx| tx.contexts().patch(user, path, value))
-    }
-
-    /// Adds a recent event, newest first, bounded; see [`ContextsTx::push_event`].
-    pub fn push_event(&self, user: &str, event: ContextEvent) -> Result<UserContext> {
-        self.store.write(|tx| tx.contexts().push_event(user, event))
-    }
-
-    /// The user's context, created if there is none. Existing contexts are returned
-    /// from a read snapshot without taking the write lock.
-    pub fn get_or_init(&self, user: &str) -> Result<UserContext> {
-        if let Some(ctx) = self.fetch(user)? {
-            return Ok(ctx);
-        }
-        self.store.write(|tx| tx.contexts().get_or_init(user))
-    }
-
-    /// Removes the user's context; returns it if there was one.
-    pub fn delete(&self, user: &str) -> Result<Option<UserContext>> {
-        self.store.write(|tx| tx.contexts().delete(user))
+        self.src
+            .with_writer(|tx| match record::delete(tx, CONTEXTS, user)? {
+                Some(stored) => Ok(Some(decode(user, &stored)?)),
+                None => Ok(None),
+            })
     }
 }

@@ -11,8 +11,12 @@ use crate::tables::unix_seconds;
 ///
 /// `version` is the version of the stored record this value was read from (`0` for a
 /// context that was never stored); the store sets it on every read and write, so it
-/// always agrees with the record. `updated_at` (Unix seconds) is likewise stamped by the
-/// store, from its clock, on every write.
+/// always agrees with the record. `updated_at_s` (Unix seconds) is likewise stamped by
+/// the store, from its clock, on every write.
+///
+/// Time fields carry their unit in their Rust name (`updated_at_s`, `snapshot_at_s`,
+/// `timestamp_s`); their serde names are the seed's (`updated_at`, `snapshot_at`,
+/// `timestamp`), so the JSON shape, the stored bytes and patch paths are unchanged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserContext {
     /// The user's public key; the record's key.
@@ -29,15 +33,17 @@ pub struct UserContext {
     #[serde(with = "crate::codec::json_text")]
     pub agent_memory: HashMap<String, serde_json::Value>,
     /// When the context was last written, in Unix seconds (the store's clock).
-    pub updated_at: i64,
+    /// Serialized as `updated_at`.
+    #[serde(rename = "updated_at")]
+    pub updated_at_s: i64,
     /// The stored record's version: 1 on create, +1 per write, 0 if never stored.
     pub version: u64,
 }
 
 impl UserContext {
     /// A fresh context for `pubkey` with default preferences, an empty vault snapshot and
-    /// no events or memory, as of `now_ms` (ms since the epoch; `updated_at` is in
-    /// seconds). Its version is 0: pushing it creates the record, and fails with a
+    /// no events or memory, as of `now_ms` (ms since the epoch; `updated_at_s` is in
+    /// seconds). Its version is 0: putting it creates the record, and fails with a
     /// version conflict if one already exists.
     ///
     /// Unlike the seed's `init_user_context`, which started at version 1, version 0 marks
@@ -49,7 +55,7 @@ impl UserContext {
             preferences: UserPreferences::default(),
             recent_events: Vec::new(),
             agent_memory: HashMap::new(),
-            updated_at: unix_seconds(now_ms),
+            updated_at_s: unix_seconds(now_ms),
             version: 0,
         }
     }
@@ -68,8 +74,10 @@ pub struct VaultState {
     pub pending_yield: u64,
     /// Number of open positions.
     pub active_positions: u16,
-    /// When this snapshot was taken (Unix seconds, 0 = never).
-    pub snapshot_at: i64,
+    /// When this snapshot was taken (Unix seconds, 0 = never). Serialized as
+    /// `snapshot_at`.
+    #[serde(rename = "snapshot_at")]
+    pub snapshot_at_s: i64,
 }
 
 /// What the user wants the agent to do on their behalf.
@@ -129,17 +137,54 @@ impl Default for NotificationPrefs {
     }
 }
 
-/// One entry of a context's recent activity.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One entry of a context's recent activity. Build one with [`ContextEvent::new`] (and
+/// [`with_amount`](ContextEvent::with_amount)), or from [`Default`] with struct update
+/// syntax.
+///
+/// ```
+/// use edgestate::ContextEvent;
+///
+/// let event = ContextEvent::new("capture", 1_700_000_000, "coffee").with_amount(450);
+/// assert_eq!(event.amount, Some(450));
+/// let other = ContextEvent { summary: "tea".into(), ..event.clone() };
+/// assert_eq!(other.timestamp_s, 1_700_000_000);
+/// assert_eq!(ContextEvent::default().amount, None);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContextEvent {
     /// What happened (`"capture"`, `"stake"`, ...).
     pub event_type: String,
-    /// When it happened (Unix seconds).
-    pub timestamp: i64,
+    /// When it happened (Unix seconds). Serialized as `timestamp`.
+    #[serde(rename = "timestamp")]
+    pub timestamp_s: i64,
     /// A human-readable line.
     pub summary: String,
     /// The amount involved, if any.
     pub amount: Option<u64>,
+}
+
+impl ContextEvent {
+    /// An event of `event_type` at `timestamp_s` (Unix seconds) described by `summary`,
+    /// with no amount.
+    pub fn new(
+        event_type: impl Into<String>,
+        timestamp_s: i64,
+        summary: impl Into<String>,
+    ) -> Self {
+        ContextEvent {
+            event_type: event_type.into(),
+            timestamp_s,
+            summary: summary.into(),
+            amount: None,
+        }
+    }
+
+    /// The same event with `amount` as the amount involved.
+    #[must_use]
+    pub fn with_amount(mut self, amount: u64) -> Self {
+        self.amount = Some(amount);
+        self
+    }
 }
 
 #[cfg(test)]
@@ -161,7 +206,7 @@ mod tests {
     fn new_context_is_unstored_and_stamped_in_seconds() {
         let ctx = UserContext::new("u", 1_700_000_000_999);
         assert_eq!(ctx.version, 0);
-        assert_eq!(ctx.updated_at, 1_700_000_000);
+        assert_eq!(ctx.updated_at_s, 1_700_000_000);
         assert!(ctx.recent_events.is_empty() && ctx.agent_memory.is_empty());
     }
 
@@ -173,5 +218,18 @@ mod tests {
         let bytes = crate::codec::to_postcard("ctx", &ctx).expect("encode");
         let back: UserContext = crate::codec::from_postcard("t", "u", &bytes).expect("decode");
         assert_eq!(back, ctx);
+    }
+
+    #[test]
+    fn time_fields_keep_their_serde_names() {
+        let mut ctx = UserContext::new("u", 1_700_000_000_000);
+        ctx.vault.snapshot_at_s = 5;
+        ctx.recent_events
+            .push(ContextEvent::new("capture", 7, "coffee").with_amount(1));
+        let json = serde_json::to_value(&ctx).expect("json");
+        assert_eq!(json["updated_at"], 1_700_000_000);
+        assert_eq!(json["vault"]["snapshot_at"], 5);
+        assert_eq!(json["recent_events"][0]["timestamp"], 7);
+        assert!(json.get("updated_at_s").is_none());
     }
 }

@@ -2,6 +2,10 @@
 //! field that exists (new keys only inside `agent_memory`) and the value must have the
 //! field's exact type and range, or nothing changes.
 //!
+//! Paths use the serde (JSON) field names, which are the seed's: `vault.snapshot_at`
+//! and `recent_events.0.timestamp` reach the Rust fields `snapshot_at_s` and
+//! `timestamp_s`.
+//!
 //! The context is turned into a JSON tree, the node at the path is replaced, and the tree
 //! is read back as the typed context. Reading back catches wrong types and out-of-range
 //! numbers; comparing the typed result with the tree catches fields the types would
@@ -15,8 +19,8 @@ use serde_json::Value;
 use super::model::{ContextEvent, UserContext, UserPreferences, VaultState};
 use crate::error::{Error, Result};
 
-/// The fields a patch may reach. `pubkey`, `version` and `updated_at` are kept by the
-/// store and stay out. `agent_memory` is a plain map here (no JSON-text adapter), so
+/// The fields a patch may reach. `pubkey`, `version` and `updated_at` (the serde name
+/// of `UserContext::updated_at_s`) are kept by the store and stay out. `agent_memory` is a plain map here (no JSON-text adapter), so
 /// paths walk into it.
 #[derive(Serialize, Deserialize)]
 struct Patchable {
@@ -185,6 +189,19 @@ mod tests {
             assert_eq!(field_of(err), path);
             assert_eq!(ctx, before, "{path} changed the context");
         }
+    }
+
+    #[test]
+    fn time_fields_are_reached_by_their_serde_names() {
+        let mut ctx = UserContext::new("u", 0);
+        ctx.recent_events
+            .push(ContextEvent::new("capture", 1, "coffee"));
+        apply(&mut ctx, "vault.snapshot_at", json!(42)).expect("snapshot_at");
+        apply(&mut ctx, "recent_events.0.timestamp", json!(43)).expect("timestamp");
+        assert_eq!(ctx.vault.snapshot_at_s, 42);
+        assert_eq!(ctx.recent_events[0].timestamp_s, 43);
+        let err = apply(&mut ctx, "vault.snapshot_at_s", json!(1)).expect_err("rust name");
+        assert_eq!(field_of(err), "vault.snapshot_at_s");
     }
 
     #[test]
