@@ -18,7 +18,7 @@ fn seeded(durability: Durability) -> Store {
             for u in 0..1_000 {
                 let user = format!("user-{u:04}");
                 tx.contexts().get_or_init(&user)?;
-                tx.cards().link(&format!("fp-{u:04}"), &user, "4242")?;
+                tx.cards().put(&format!("fp-{u:04}"), &user, "4242")?;
             }
             Ok::<_, edgestate::Error>(())
         })
@@ -47,14 +47,14 @@ fn bench_reads(c: &mut Criterion) {
             i = (i + 7) % 1_000;
             store
                 .contexts()
-                .fetch(&format!("user-{i:04}"))
+                .get(&format!("user-{i:04}"))
                 .expect("fetch")
         })
     });
     c.bench_function("cards/lookup", |b| {
         b.iter(|| {
             i = (i + 7) % 1_000;
-            store.cards().lookup(&format!("fp-{i:04}")).expect("lookup")
+            store.cards().get(&format!("fp-{i:04}")).expect("lookup")
         })
     });
 }
@@ -83,7 +83,7 @@ fn bench_writes(c: &mut Criterion) {
             b.iter(|| {
                 let ctx = store
                     .contexts()
-                    .fetch("user-0001")
+                    .get("user-0001")
                     .expect("fetch")
                     .expect("present");
                 let version = ctx.version;

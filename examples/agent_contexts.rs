@@ -35,7 +35,7 @@ fn main() -> Result<(), StateError> {
             user,
             ContextEvent {
                 event_type: "capture".into(),
-                timestamp: i,
+                timestamp_s: i,
                 summary: format!("capture #{i}"),
                 amount: Some(100),
             },
@@ -68,14 +68,14 @@ fn main() -> Result<(), StateError> {
     let store = agent.store();
     let now_s =
         i64::try_from(edgestate::Clock::now_ms(&edgestate::SystemClock) / 1000).unwrap_or(i64::MAX);
-    store.sessions().store_session(
+    store.sessions().put(
         user,
         &SessionKeyData {
             key_pubkey: "sess-key".into(),
             vault_pubkey: "vault".into(),
             scopes: vec!["stake".into()],
-            expires_at: now_s + 3_600,
-            created_at: now_s,
+            expires_at_s: now_s + 3_600,
+            created_at_s: now_s,
             max_actions: 2,
             actions_used: 0,
         },
@@ -92,10 +92,10 @@ fn main() -> Result<(), StateError> {
     snapshot
         .variables
         .insert("goal".into(), json!("restake yield"));
-    store.snapshots().save(&snapshot)?;
+    store.snapshots().put(&snapshot)?;
     let resumed = store
         .snapshots()
-        .load("exec-42")?
+        .get("exec-42")?
         .ok_or(StateError::NotFound)?;
     println!(
         "resume exec-42 at sequence {} (fresh vs 7: {})",

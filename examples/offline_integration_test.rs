@@ -18,8 +18,8 @@ fn capture(merchant: &str, created_at: i64) -> PendingCapture {
         proof_data: None,
         proof_type: None,
         location: None,
-        created_at,
-        expires_at: created_at + 1_814_400,
+        created_at_s: created_at,
+        expires_at_s: created_at + 1_814_400,
     }
 }
 
@@ -49,8 +49,8 @@ fn main() -> Result<(), StateError> {
             key_pubkey: "k".into(),
             vault_pubkey: "v".into(),
             scopes: vec![],
-            expires_at: now_s + 86_400,
-            created_at: now_s,
+            expires_at_s: now_s + 86_400,
+            created_at_s: now_s,
             max_actions: 5,
             actions_used: 0,
         },

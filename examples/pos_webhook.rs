@@ -7,7 +7,7 @@
 //! Run it several times: retried webhooks show up as duplicates, the ring buffers stay
 //! bounded, and the contexts keep counting from where the last run stopped.
 
-use edgestate::{PaymentWebhook, Store, Versioned, WebhookOutcome};
+use edgestate::{PaymentWebhook, Store, Table, Versioned, WebhookOutcome};
 
 const WINDOW: u64 = 20;
 const OVERLAP: u64 = 5;
@@ -44,8 +44,8 @@ fn main() -> edgestate::Result<()> {
         .unwrap_or_else(|| "edgestate-pos.db".into());
     let store = Store::open(&path)?;
     for (fingerprint, user, last4) in CARDS {
-        if store.cards().lookup(fingerprint)?.is_none() {
-            store.cards().link(fingerprint, user, last4)?;
+        if store.cards().get(fingerprint)?.is_none() {
+            store.cards().put(fingerprint, user, last4)?;
         }
     }
 
@@ -74,7 +74,7 @@ fn main() -> edgestate::Result<()> {
     // A restart: everything acknowledged above is there.
     let store = Store::open(&path)?;
     for (_, user, _) in CARDS {
-        let ctx = store.contexts().fetch(user)?;
+        let ctx = store.contexts().get(user)?;
         let pending = store.pending().list(user)?;
         let (version, last) = ctx
             .map(|c| {
@@ -94,7 +94,7 @@ fn main() -> edgestate::Result<()> {
     let stats = store.stats()?;
     println!(
         "  processed ids on record: {}, file {} bytes",
-        stats.records("edgestate.dedup").unwrap_or(0),
+        stats.records(Table::Dedup),
         stats.file_size_bytes
     );
     Ok(())

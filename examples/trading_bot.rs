@@ -115,7 +115,7 @@ fn main() -> edgestate::Result<()> {
             println!("fill {} applied: {applied}", fill.id);
         }
         // The framework's JSON snapshot of the session, as rustrade saves it.
-        store.blobs().save(
+        store.blobs().put(
             "momentum/BTCUSDT",
             &serde_json::json!({"session": 1, "orders_open": 0}),
         )?;
@@ -130,7 +130,7 @@ fn main() -> edgestate::Result<()> {
     println!("restored position: {pos:?}");
     println!(
         "restored framework snapshot: {:?}",
-        store.blobs().load("momentum/BTCUSDT")?
+        store.blobs().get("momentum/BTCUSDT")?
     );
     for fill in &fills {
         let applied = apply_fill(&store, fill)?;

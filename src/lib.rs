@@ -5,14 +5,19 @@
 //!
 //! One [`Store`] over one file holds, in one transaction domain, the record families of
 //! [`tables`]: generic namespaced key/value records with versions, TTL and
-//! compare-and-swap ([`Store::kv`]); user contexts ([`Store::contexts`]); a card index
-//! ([`Store::cards`]); exactly-once dedup ([`Store::dedup`]) and idempotency keys
-//! ([`Store::idempotency`]); sessions ([`Store::sessions`]); a location cache
-//! ([`Store::location`]); pending ring buffers ([`Store::pending`]); execution snapshots
-//! ([`Store::snapshots`]); JSON blobs and byte stores ([`Store::blobs`], [`ByteStore`]).
-//! Any mix of them changes atomically in one [`Store::write`]; the payment webhook of
-//! [`flows`] is one such transaction ([`Store::process_webhook`]). [`compat`] keeps the
-//! seeds' trait shapes and method names for code ported from them.
+//! compare-and-swap ([`Kv`]); user contexts ([`Contexts`]); a card index ([`Cards`]);
+//! exactly-once dedup ([`Dedup`]) and idempotency keys ([`Idempotency`]); sessions
+//! ([`Sessions`]); a location cache ([`LocationCache`]); pending ring buffers
+//! ([`Pending`]); execution snapshots ([`Snapshots`]) and their working memory
+//! ([`WorkingMemory`]); JSON blobs ([`Blobs`]).
+//!
+//! Each family has one handle type, reached the same way from three places:
+//! `store.kv()` (each call its own transaction), `tx.kv()` inside [`Store::write`] or
+//! [`Store::transaction`] (any mix of families commits atomically), and `tx.kv()` inside
+//! [`Store::read`] (one consistent snapshot; write methods do not exist there). The
+//! payment webhook of [`flows`] is one such transaction ([`Store::process_webhook`]).
+//! [`compat`] keeps the seeds' trait shapes and method names for code ported from them.
+//! `ARCHITECTURE.md` in the repository maps the modules.
 //!
 //! ```
 //! use edgestate::{Expect, ManualClock, Store};
@@ -30,10 +35,9 @@
 //! assert_eq!(store.sweep_expired(100)?, 1); // and reclaimed by a sweep
 //!
 //! // Several writes, one commit: all or nothing.
-//! store.write(|tx| {
+//! store.transaction(|tx| {
 //!     let v = tx.kv().put("bot", "position", b"flat", None)?;
-//!     tx.kv().put_if("bot", "position", b"long", None, Expect::Version(v))?;
-//!     Ok::<_, edgestate::Error>(())
+//!     tx.kv().put_if("bot", "position", b"long", None, Expect::Version(v))
 //! })?;
 //! # Ok(())
 //! # }

@@ -342,6 +342,11 @@ impl Table {
         Table::WorkingMemory,
     ];
 
+    /// The table with this name in the file, if it is one of edgestate's.
+    pub fn from_name(name: &str) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.name() == name)
+    }
+
     /// The table's name in the file (`"edgestate.kv"`, ...).
     pub fn name(self) -> &'static str {
         match self {

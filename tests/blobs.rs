@@ -5,9 +5,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use edgestate::{
-    ByteStore, Error, FillStore, ManualClock, OrderStore, PrefixStore, Store, BLOB_NAMESPACE,
-};
+use edgestate::compat::{ByteStore, FillStore, OrderStore, PrefixStore};
+use edgestate::{Error, ManualClock, Store, BLOB_NAMESPACE};
 use serde_json::json;
 
 fn clocked() -> (Store, ManualClock) {
@@ -42,8 +41,8 @@ fn json_blobs_round_trip_nested_values() {
     ];
     for (i, v) in values.iter().enumerate() {
         let key = format!("bot/{i}");
-        blobs.save(&key, v).expect("save");
-        assert_eq!(blobs.load(&key).expect("load").as_ref(), Some(v));
+        blobs.put(&key, v).expect("save");
+        assert_eq!(blobs.get(&key).expect("load").as_ref(), Some(v));
     }
 }
 
@@ -51,13 +50,13 @@ fn json_blobs_round_trip_nested_values() {
 fn missing_blob_is_none_and_save_overwrites() {
     let store = Store::in_memory().expect("store");
     let blobs = store.blobs();
-    assert_eq!(blobs.load("bot/BTCUSDT").expect("load"), None);
-    blobs.save("k", &json!(1)).expect("save");
-    blobs.save("k", &json!({"v": 2})).expect("save");
-    assert_eq!(blobs.load("k").expect("load"), Some(json!({"v": 2})));
+    assert_eq!(blobs.get("bot/BTCUSDT").expect("load"), None);
+    blobs.put("k", &json!(1)).expect("save");
+    blobs.put("k", &json!({"v": 2})).expect("save");
+    assert_eq!(blobs.get("k").expect("load"), Some(json!({"v": 2})));
     assert!(blobs.delete("k").expect("delete"));
-    assert_eq!(blobs.load("k").expect("load"), None);
-    blobs.flush().expect("flush");
+    assert_eq!(blobs.get("k").expect("load"), None);
+    store.flush().expect("flush");
 }
 
 #[test]
@@ -70,12 +69,12 @@ fn blobs_survive_a_reopen_and_live_in_their_namespace() {
             .durability(edgestate::Durability::Relaxed)
             .open(&path)
             .expect("open");
-        store.blobs().save("bot/ETH", &state).expect("save");
-        store.blobs().flush().expect("flush");
+        store.blobs().put("bot/ETH", &state).expect("save");
+        store.flush().expect("flush");
         store.close().expect("close");
     }
     let store = Store::open(&path).expect("reopen");
-    assert_eq!(store.blobs().load("bot/ETH").expect("load"), Some(state));
+    assert_eq!(store.blobs().get("bot/ETH").expect("load"), Some(state));
     assert!(store
         .kv()
         .get(BLOB_NAMESPACE, "bot/ETH")
@@ -91,7 +90,7 @@ fn a_non_json_value_under_a_blob_key_is_a_decode_error() {
         .put(BLOB_NAMESPACE, "raw", b"\xff\x00 not json", None)
         .expect("put");
     assert!(matches!(
-        store.blobs().load("raw"),
+        store.blobs().get("raw"),
         Err(Error::Decode { .. })
     ));
 }
@@ -100,26 +99,26 @@ fn a_non_json_value_under_a_blob_key_is_a_decode_error() {
 fn blobs_inside_transactions() {
     let store = Store::in_memory().expect("store");
     let outcome: Result<(), Error> = store.write(|tx| {
-        tx.blobs().save("a", &json!(1))?;
-        assert_eq!(tx.blobs().load("a")?, Some(json!(1)));
+        tx.blobs().put("a", &json!(1))?;
+        assert_eq!(tx.blobs().get("a")?, Some(json!(1)));
         Err(Error::NotFound {
             table: "test",
             key: "abort".into(),
         })
     });
     assert!(outcome.is_err());
-    assert_eq!(store.read(|tx| tx.blobs().load("a")).expect("read"), None);
+    assert_eq!(store.read(|tx| tx.blobs().get("a")).expect("read"), None);
 }
 
 #[test]
 fn blob_keys_are_validated() {
     let store = Store::in_memory().expect("store");
     assert!(matches!(
-        store.blobs().save("", &json!(1)),
+        store.blobs().put("", &json!(1)),
         Err(Error::InvalidInput { .. })
     ));
     assert!(matches!(
-        store.blobs().load(""),
+        store.blobs().get(""),
         Err(Error::InvalidInput { .. })
     ));
 }

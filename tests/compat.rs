@@ -10,10 +10,9 @@ use edgestate::compat::loop_agent::{
     init_user_context, LoopAgentConfig, LoopAgentStore, StateError, StateStore,
 };
 use edgestate::compat::solver::SolverStateStore;
+use edgestate::compat::ByteStore;
 use edgestate::tables::snapshots::{ExecutionSnapshot, ExecutionState};
-use edgestate::{
-    ByteStore, ContextEvent, Error, ManualClock, PendingCapture, SessionKeyData, Store,
-};
+use edgestate::{ContextEvent, Error, ManualClock, PendingCapture, SessionKeyData, Store};
 use serde_json::json;
 
 const T0_MS: u64 = 1_700_000_000_000;
@@ -36,8 +35,8 @@ fn capture(created_at: i64) -> PendingCapture {
         proof_data: None,
         proof_type: None,
         location: None,
-        created_at,
-        expires_at: created_at + 100,
+        created_at_s: created_at,
+        expires_at_s: created_at + 100,
     }
 }
 
@@ -95,7 +94,7 @@ fn the_seed_trait_works_through_a_trait_object() {
     for i in 0..12 {
         let event = ContextEvent {
             event_type: "e".into(),
-            timestamp: i,
+            timestamp_s: i,
             summary: format!("{i}"),
             amount: None,
         };
@@ -142,8 +141,8 @@ fn every_dynamo_method_name_is_available() {
         key_pubkey: "k".into(),
         vault_pubkey: "v".into(),
         scopes: vec!["s".into()],
-        expires_at: T0_S + 60,
-        created_at: T0_S,
+        expires_at_s: T0_S + 60,
+        created_at_s: T0_S,
         max_actions: 3,
         actions_used: 0,
     };
@@ -159,7 +158,7 @@ fn every_dynamo_method_name_is_available() {
     s.remove_pending_capture("alice", T0_S).unwrap();
     let left = s.get_pending_captures("alice").unwrap();
     assert_eq!(
-        left.iter().map(|c| c.created_at).collect::<Vec<_>>(),
+        left.iter().map(|c| c.created_at_s).collect::<Vec<_>>(),
         [T0_S + 1]
     );
 

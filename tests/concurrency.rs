@@ -13,7 +13,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::watchdog::Watchdog;
-use edgestate::{Durability, Error, Expect, ManualClock, Store};
+use edgestate::{Durability, Error, Expect, ManualClock, Store, Table};
 
 const THREADS: usize = 8;
 const START_MS: u64 = 1_700_000_000_000;
@@ -268,10 +268,7 @@ fn the_background_sweeper_never_removes_a_live_record() {
                 let mut rounds = 0u64;
                 while rounds < 10 || !done.load(Ordering::SeqCst) {
                     rounds += 1;
-                    let live = store
-                        .kv()
-                        .list_prefix("stable", "s", usize::MAX)
-                        .expect("list");
+                    let live = store.kv().list("stable", "s").expect("list");
                     assert_eq!(live.len(), 20, "a live stable record vanished");
                 }
             })
@@ -335,7 +332,7 @@ fn the_background_sweeper_never_removes_a_live_record() {
     let mut polls = 0u64;
     loop {
         let stats = store.stats().expect("stats");
-        if stats.records("edgestate.kv") == Some(expected_rows) {
+        if stats.records(Table::Kv) == expected_rows {
             println!(
                 "sweeper: {} runs, {} records removed, {} errors; {} live records intact",
                 stats.sweeper_runs,
@@ -348,19 +345,13 @@ fn the_background_sweeper_never_removes_a_live_record() {
             // Only records with a TTL keep an expiry entry.
             let with_ttl = store
                 .kv()
-                .list_prefix("live", "", usize::MAX)
+                .list("live", "")
                 .expect("list")
                 .iter()
-                .chain(
-                    store
-                        .kv()
-                        .list_prefix("stable", "", usize::MAX)
-                        .expect("list")
-                        .iter(),
-                )
+                .chain(store.kv().list("stable", "").expect("list").iter())
                 .filter(|e| e.expires_at_ms.is_some())
                 .count() as u64;
-            assert_eq!(stats.records("edgestate.expiry"), Some(with_ttl));
+            assert_eq!(stats.records(Table::Expiry), with_ttl);
             break;
         }
         polls += 1;
@@ -428,10 +419,7 @@ fn maintenance_under_load(durability: Durability) {
             let (store, done) = (&store, &writers_done);
             s.spawn(move || {
                 while !done.load(Ordering::SeqCst) {
-                    store
-                        .kv()
-                        .list_prefix("m", "w", usize::MAX)
-                        .expect("read under maintenance");
+                    store.kv().list("m", "w").expect("read under maintenance");
                     store.stats().expect("stats under maintenance");
                 }
             });
@@ -461,7 +449,7 @@ fn maintenance_under_load(durability: Durability) {
     });
     let found: BTreeMap<String, Vec<u8>> = store
         .kv()
-        .list_prefix("m", "", usize::MAX)
+        .list("m", "")
         .expect("list")
         .into_iter()
         .map(|e| (e.key, e.value))

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use edgestate::{ContextEvent, Error, Expect, ManualClock, Store, UserContext};
+use edgestate::{ContextEvent, Error, Expect, ManualClock, Store, Table, UserContext};
 use serde_json::json;
 
 const T0_MS: u64 = 1_700_000_000_000;
@@ -20,7 +20,7 @@ fn store() -> (Store, ManualClock) {
 fn event(n: i64) -> ContextEvent {
     ContextEvent {
         event_type: "capture".into(),
-        timestamp: n,
+        timestamp_s: n,
         summary: format!("event {n}"),
         amount: Some(u64::try_from(n).expect("non-negative")),
     }
@@ -38,13 +38,11 @@ fn push_creates_with_version_zero_and_then_requires_the_stored_version() {
     let (store, _) = store();
     let c = store.contexts();
 
-    let created = c.push(UserContext::new("alice", T0_MS)).expect("create");
+    let created = c.put(UserContext::new("alice", T0_MS)).expect("create");
     assert_eq!(created.version, 1);
 
     // Version 0 means "create": refused once a context exists.
-    let err = c
-        .push(UserContext::new("alice", T0_MS))
-        .expect_err("exists");
+    let err = c.put(UserContext::new("alice", T0_MS)).expect_err("exists");
     assert!(matches!(
         err,
         Error::VersionConflict {
@@ -56,13 +54,13 @@ fn push_creates_with_version_zero_and_then_requires_the_stored_version() {
 
     let mut next = created.clone();
     next.vault.cred_balance = 10;
-    let v2 = c.push(next).expect("cas on 1");
+    let v2 = c.put(next).expect("cas on 1");
     assert_eq!(v2.version, 2);
 
     // A stale copy conflicts and writes nothing.
     let mut stale = created;
     stale.vault.cred_balance = 999;
-    let err = c.push(stale).expect_err("stale");
+    let err = c.put(stale).expect_err("stale");
     match err {
         Error::VersionConflict {
             expected, actual, ..
@@ -72,14 +70,14 @@ fn push_creates_with_version_zero_and_then_requires_the_stored_version() {
         }
         other => panic!("expected a conflict, got {other:?}"),
     }
-    let stored = c.fetch("alice").expect("fetch").expect("present");
+    let stored = c.get("alice").expect("fetch").expect("present");
     assert_eq!(stored, v2);
     assert_eq!(stored.vault.cred_balance, 10);
 
     // Expecting a version on an absent user is a conflict too.
     let mut ghost = UserContext::new("ghost", T0_MS);
     ghost.version = 5;
-    let err = c.push(ghost).expect_err("absent");
+    let err = c.put(ghost).expect_err("absent");
     assert!(matches!(
         err,
         Error::VersionConflict {
@@ -88,7 +86,7 @@ fn push_creates_with_version_zero_and_then_requires_the_stored_version() {
             ..
         }
     ));
-    assert!(c.fetch("ghost").expect("fetch").is_none());
+    assert!(c.get("ghost").expect("fetch").is_none());
 }
 
 #[test]
@@ -99,7 +97,7 @@ fn version_field_always_matches_the_record() {
     ctx.version = 77; // ignored by an unconditional put
     let stored = c.put_if(ctx, Expect::Any).expect("put any");
     assert_eq!(stored.version, 1);
-    assert_eq!(c.fetch("bob").expect("fetch").expect("present").version, 1);
+    assert_eq!(c.get("bob").expect("fetch").expect("present").version, 1);
 
     c.patch("bob", "vault.oxo_balance", json!(3))
         .expect("patch");
@@ -111,12 +109,12 @@ fn version_field_always_matches_the_record() {
         })
         .expect("update");
     assert_eq!(updated.version, 4);
-    let fetched = c.fetch("bob").expect("fetch").expect("present");
+    let fetched = c.get("bob").expect("fetch").expect("present");
     assert_eq!(fetched.version, 4);
     assert_eq!(fetched, updated);
 
     let in_tx = store
-        .read(|tx| tx.contexts().fetch("bob"))
+        .read(|tx| tx.contexts().get("bob"))
         .expect("read")
         .expect("present");
     assert_eq!(in_tx.version, 4);
@@ -150,12 +148,12 @@ fn updated_at_follows_the_injected_clock_in_seconds() {
     let (store, clock) = store();
     let c = store.contexts();
     let ctx = c.get_or_init("dave").expect("init");
-    assert_eq!(ctx.updated_at, 1_700_000_000);
+    assert_eq!(ctx.updated_at_s, 1_700_000_000);
     clock.advance(Duration::from_secs(90));
     let patched = c
         .patch("dave", "preferences.auto_stake", json!(false))
         .expect("patch");
-    assert_eq!(patched.updated_at, 1_700_000_090);
+    assert_eq!(patched.updated_at_s, 1_700_000_090);
 }
 
 #[test]
@@ -184,17 +182,17 @@ fn patch_reaches_every_kind_of_field() {
         ("agent_memory.counter", json!(1)),
         ("agent_memory.counter", json!(2)),
     ];
-    let mut version = c.fetch("erin").expect("fetch").expect("present").version;
+    let mut version = c.get("erin").expect("fetch").expect("present").version;
     for (path, value) in cases {
         let stored = c.patch("erin", path, value).expect(path);
         version += 1;
         assert_eq!(stored.version, version, "{path} bumps the version");
     }
 
-    let ctx = c.fetch("erin").expect("fetch").expect("present");
+    let ctx = c.get("erin").expect("fetch").expect("present");
     assert_eq!(ctx.vault.cred_balance, 12_345);
     assert_eq!(ctx.vault.active_positions, 65_535);
-    assert_eq!(ctx.vault.snapshot_at, -5);
+    assert_eq!(ctx.vault.snapshot_at_s, -5);
     assert!(!ctx.preferences.auto_stake);
     assert_eq!(ctx.preferences.default_duration_days, 180);
     assert_eq!(ctx.preferences.risk_tolerance, "aggressive");
@@ -215,7 +213,7 @@ fn patch_reaches_every_kind_of_field() {
         .expect("whole struct");
     c.patch("erin", "agent_memory", json!({"only": "this"}))
         .expect("whole memory");
-    let ctx = c.fetch("erin").expect("fetch").expect("present");
+    let ctx = c.get("erin").expect("fetch").expect("present");
     assert!(!ctx.preferences.notifications.on_yield);
     assert_eq!(ctx.agent_memory.len(), 1);
     assert_eq!(ctx.agent_memory["only"], json!("this"));
@@ -227,7 +225,7 @@ fn bad_patches_name_the_path_and_write_nothing() {
     let c = store.contexts();
     c.get_or_init("frank").expect("init");
     c.push_event("frank", event(1)).expect("event");
-    let before = c.fetch("frank").expect("fetch").expect("present");
+    let before = c.get("frank").expect("fetch").expect("present");
     clock.advance(Duration::from_secs(10));
 
     for (path, value) in [
@@ -255,7 +253,7 @@ fn bad_patches_name_the_path_and_write_nothing() {
     ] {
         let err = c.patch("frank", path, value).expect_err(path);
         assert_eq!(invalid_field(err), path, "the error names the path");
-        let now = c.fetch("frank").expect("fetch").expect("present");
+        let now = c.get("frank").expect("fetch").expect("present");
         assert_eq!(now, before, "{path} changed the stored context");
     }
 }
@@ -272,7 +270,7 @@ fn patch_and_update_of_a_missing_user_are_not_found() {
         c.update("nobody", |_| Ok(())),
         Err(Error::NotFound { .. })
     ));
-    assert!(c.fetch("nobody").expect("fetch").is_none());
+    assert!(c.get("nobody").expect("fetch").is_none());
 }
 
 #[test]
@@ -306,10 +304,10 @@ fn update_closures_commit_or_write_nothing() {
         .expect_err("pubkey change");
     assert_eq!(invalid_field(err), "pubkey");
 
-    let ctx = c.fetch("gina").expect("fetch").expect("present");
+    let ctx = c.get("gina").expect("fetch").expect("present");
     assert_eq!(ctx.vault.cred_balance, 5);
     assert_eq!(ctx.version, 1);
-    assert!(c.fetch("someone-else").expect("fetch").is_none());
+    assert!(c.get("someone-else").expect("fetch").is_none());
 }
 
 #[test]
@@ -337,7 +335,7 @@ fn concurrent_updates_never_lose_an_increment() {
     }
     let ctx = store
         .contexts()
-        .fetch("hank")
+        .get("hank")
         .expect("fetch")
         .expect("present");
     assert_eq!(ctx.vault.cred_balance, 100);
@@ -362,7 +360,7 @@ fn push_event_keeps_the_newest_first_within_the_configured_bound() {
     for n in 2..=5 {
         c.push_event("ivy", event(n)).expect("push");
     }
-    let ctx = c.fetch("ivy").expect("fetch").expect("present");
+    let ctx = c.get("ivy").expect("fetch").expect("present");
     assert_eq!(ctx.recent_events, vec![event(5), event(4), event(3)]);
     assert_eq!(ctx.version, 5);
 }
@@ -375,7 +373,7 @@ fn push_event_uses_the_seed_default_of_ten() {
     }
     let ctx = store
         .contexts()
-        .fetch("jay")
+        .get("jay")
         .expect("fetch")
         .expect("present");
     assert_eq!(ctx.recent_events.len(), 10);
@@ -409,15 +407,15 @@ fn fetch_many_reports_missing_users_in_order() {
     let c = store.contexts();
     c.get_or_init("a").expect("a");
     c.get_or_init("c").expect("c");
-    let batch = c.fetch_many(&["c", "b", "a", "d"]).expect("batch");
+    let batch = c.get_many(&["c", "b", "a", "d"]).expect("batch");
     let found: Vec<&str> = batch.found.iter().map(|x| x.pubkey.as_str()).collect();
     assert_eq!(found, vec!["c", "a"]);
     assert_eq!(batch.missing, vec!["b".to_owned(), "d".to_owned()]);
 
-    let empty = c.fetch_many(&[]).expect("empty");
+    let empty = c.get_many(&[]).expect("empty");
     assert!(empty.found.is_empty() && empty.missing.is_empty());
     assert!(matches!(
-        c.fetch_many(&["a", ""]),
+        c.get_many(&["a", ""]),
         Err(Error::InvalidInput { .. })
     ));
 }
@@ -426,17 +424,14 @@ fn fetch_many_reports_missing_users_in_order() {
 fn invalid_keys_are_refused_before_writing() {
     let (store, _) = store();
     let c = store.contexts();
-    assert_eq!(invalid_field(c.fetch("").expect_err("empty")), "user");
+    assert_eq!(invalid_field(c.get("").expect_err("empty")), "user");
     assert_eq!(
-        invalid_field(c.push(UserContext::new("", T0_MS)).expect_err("empty")),
+        invalid_field(c.put(UserContext::new("", T0_MS)).expect_err("empty")),
         "pubkey"
     );
     let long = "x".repeat(edgestate::limits::MAX_KEY_LEN + 1);
     assert!(c.get_or_init(&long).is_err());
-    assert_eq!(
-        store.stats().expect("stats").records("edgestate.contexts"),
-        Some(0)
-    );
+    assert_eq!(store.stats().expect("stats").records(Table::Contexts), 0);
 }
 
 #[test]
@@ -446,7 +441,7 @@ fn context_writes_roll_back_with_their_transaction() {
         tx.contexts().get_or_init("lee")?;
         tx.contexts().patch("lee", "vault.cred_balance", json!(9))?;
         assert_eq!(
-            tx.contexts().fetch("lee")?.map(|c| c.vault.cred_balance),
+            tx.contexts().get("lee")?.map(|c| c.vault.cred_balance),
             Some(9),
             "a transaction sees its own writes"
         );
@@ -456,7 +451,7 @@ fn context_writes_roll_back_with_their_transaction() {
         })
     });
     assert!(outcome.is_err());
-    assert!(store.contexts().fetch("lee").expect("fetch").is_none());
+    assert!(store.contexts().get("lee").expect("fetch").is_none());
 }
 
 #[test]
@@ -466,7 +461,7 @@ fn delete_removes_the_context() {
     c.get_or_init("max").expect("init");
     let removed = c.delete("max").expect("delete").expect("was there");
     assert_eq!(removed.pubkey, "max");
-    assert!(c.fetch("max").expect("fetch").is_none());
+    assert!(c.get("max").expect("fetch").is_none());
     assert!(c.delete("max").expect("delete again").is_none());
     // Recreating starts over at version 1.
     assert_eq!(c.get_or_init("max").expect("init").version, 1);
@@ -491,7 +486,7 @@ fn contexts_with_agent_memory_survive_a_reopen() {
     let store = Store::open(&path).expect("reopen");
     let read = store
         .contexts()
-        .fetch("nia")
+        .get("nia")
         .expect("fetch")
         .expect("present");
     assert_eq!(read, written);

@@ -118,7 +118,7 @@ fn read_truth(path: &Path, clock: &ManualClock) -> Truth {
         .expect("open pristine");
     let mut truth = Truth::new();
     for ns in NAMESPACES {
-        for e in store.kv().list_prefix(ns, "", usize::MAX).expect("list") {
+        for e in store.kv().list(ns, "").expect("list") {
             truth.insert((ns.to_owned(), e.key), e.value);
         }
     }
@@ -157,7 +157,7 @@ fn exercise(
         note(got.map(drop), tally);
     }
     for ns in NAMESPACES {
-        let listed = store.kv().list_prefix(ns, "", usize::MAX);
+        let listed = store.kv().list(ns, "");
         if let Ok(entries) = &listed {
             let want: Vec<(&String, &Vec<u8>)> = truth
                 .iter()
@@ -402,7 +402,7 @@ fn assert_damage_is_reported_and_contained(store: &Store) {
     assert_corrupt_victim(
         store
             .kv()
-            .list_prefix("a", "", usize::MAX)
+            .list("a", "")
             .expect_err("listing crosses the damaged record"),
     );
     assert_corrupt_victim(
@@ -424,7 +424,7 @@ fn assert_damage_is_reported_and_contained(store: &Store) {
     assert_eq!(
         store
             .kv()
-            .list_prefix("a", "neighbour-", usize::MAX)
+            .list("a", "neighbour-")
             .expect("listing beside the damage")
             .len(),
         50

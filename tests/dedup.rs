@@ -4,7 +4,7 @@
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use edgestate::{Claim, Error, ManualClock, Store};
+use edgestate::{Claim, Error, ManualClock, Store, Table};
 
 const T0_MS: u64 = 1_700_000_000_000;
 const HOUR: Duration = Duration::from_secs(3600);
@@ -23,9 +23,9 @@ fn store_with_ttl(ttl: Duration) -> (Store, ManualClock) {
 fn claim_is_new_then_duplicate_with_the_first_metadata() {
     let (store, clock) = store_with_ttl(HOUR);
     let dedup = store.dedup();
-    assert!(!dedup.is_processed("t1").expect("check"));
+    assert!(!dedup.contains("t1").expect("check"));
     assert_eq!(dedup.claim("t1", "alice", 500).expect("claim"), Claim::New);
-    assert!(dedup.is_processed("t1").expect("check"));
+    assert!(dedup.contains("t1").expect("check"));
 
     clock.advance(Duration::from_secs(10));
     match dedup.claim("t1", "bob", 9_999).expect("claim again") {
@@ -33,7 +33,7 @@ fn claim_is_new_then_duplicate_with_the_first_metadata() {
             assert_eq!(first.txn_id, "t1");
             assert_eq!(first.user_pubkey, "alice");
             assert_eq!(first.amount, 500);
-            assert_eq!(first.processed_at, 1_700_000_000);
+            assert_eq!(first.processed_at_s, 1_700_000_000);
         }
         Claim::New => panic!("a second claim must not win"),
     }
@@ -42,11 +42,11 @@ fn claim_is_new_then_duplicate_with_the_first_metadata() {
 }
 
 #[test]
-fn mark_processed_never_overwrites_a_claim() {
+fn a_second_claim_never_overwrites_the_first() {
     let (store, _) = store_with_ttl(HOUR);
     let dedup = store.dedup();
-    assert!(dedup.mark_processed("t1", "alice", 1).expect("mark"));
-    assert!(!dedup.mark_processed("t1", "bob", 2).expect("mark again"));
+    assert!(dedup.claim("t1", "alice", 1).expect("claim").is_new());
+    assert!(!dedup.claim("t1", "bob", 2).expect("claim again").is_new());
     let stored = dedup.get("t1").expect("get").expect("claimed");
     assert_eq!((stored.user_pubkey.as_str(), stored.amount), ("alice", 1));
     assert!(matches!(
@@ -62,16 +62,16 @@ fn an_expired_claim_is_claimable_again() {
     assert!(dedup.claim("t1", "alice", 1).expect("claim").is_new());
 
     clock.advance(HOUR - Duration::from_millis(1));
-    assert!(dedup.is_processed("t1").expect("still live"));
+    assert!(dedup.contains("t1").expect("still live"));
     assert!(!dedup.claim("t1", "bob", 2).expect("dup").is_new());
 
     clock.advance(Duration::from_millis(1));
-    assert!(!dedup.is_processed("t1").expect("expired"));
+    assert!(!dedup.contains("t1").expect("expired"));
     assert!(dedup.get("t1").expect("get").is_none());
     assert!(dedup.claim("t1", "bob", 2).expect("reclaim").is_new());
     let stored = dedup.get("t1").expect("get").expect("claimed");
     assert_eq!(stored.user_pubkey, "bob");
-    assert_eq!(stored.processed_at, 1_700_003_600);
+    assert_eq!(stored.processed_at_s, 1_700_003_600);
 }
 
 #[test]
@@ -86,17 +86,11 @@ fn sweeps_remove_expired_claims_and_keep_live_ones() {
     clock.advance(Duration::from_secs(1800));
 
     // The old claims are invisible at once, and still on disk until swept.
-    assert!(!dedup.is_processed("old-0").expect("check"));
-    assert_eq!(
-        store.stats().expect("stats").records("edgestate.dedup"),
-        Some(4)
-    );
+    assert!(!dedup.contains("old-0").expect("check"));
+    assert_eq!(store.stats().expect("stats").records(Table::Dedup), 4);
     assert_eq!(store.sweep_expired(100).expect("sweep"), 3);
-    assert_eq!(
-        store.stats().expect("stats").records("edgestate.dedup"),
-        Some(1)
-    );
-    assert!(dedup.is_processed("young").expect("check"));
+    assert_eq!(store.stats().expect("stats").records(Table::Dedup), 1);
+    assert!(dedup.contains("young").expect("check"));
     assert_eq!(store.sweep_expired(100).expect("sweep"), 0);
 }
 
@@ -108,7 +102,7 @@ fn a_reclaimed_id_is_not_swept_by_its_old_expiry() {
     clock.advance(HOUR);
     dedup.claim("t1", "bob", 2).expect("reclaim");
     assert_eq!(store.sweep_expired(100).expect("sweep"), 0);
-    assert!(dedup.is_processed("t1").expect("check"));
+    assert!(dedup.contains("t1").expect("check"));
     clock.advance(HOUR);
     assert_eq!(store.sweep_expired(100).expect("sweep"), 1);
 }
@@ -118,8 +112,8 @@ fn forget_releases_a_claim() {
     let (store, _) = store_with_ttl(HOUR);
     let dedup = store.dedup();
     dedup.claim("t1", "alice", 1).expect("claim");
-    assert!(dedup.forget("t1").expect("forget"));
-    assert!(!dedup.forget("t1").expect("forget again"));
+    assert!(dedup.delete("t1").expect("forget"));
+    assert!(!dedup.delete("t1").expect("forget again"));
     assert!(dedup.claim("t1", "alice", 1).expect("claim").is_new());
     // No expiry entry is left dangling by the forget.
     assert_eq!(store.sweep_all_expired(10).expect("sweep"), 0);
@@ -130,14 +124,14 @@ fn a_claim_rolls_back_with_its_transaction() {
     let (store, _) = store_with_ttl(HOUR);
     let outcome: Result<(), Error> = store.write(|tx| {
         assert!(tx.dedup().claim("t1", "alice", 1)?.is_new());
-        assert!(tx.dedup().is_processed("t1")?, "sees its own claim");
+        assert!(tx.dedup().contains("t1")?, "sees its own claim");
         Err(Error::NotFound {
             table: "demo",
             key: "abort".into(),
         })
     });
     assert!(outcome.is_err());
-    assert!(!store.dedup().is_processed("t1").expect("check"));
+    assert!(!store.dedup().contains("t1").expect("check"));
     assert!(store
         .dedup()
         .claim("t1", "alice", 1)
@@ -198,8 +192,8 @@ fn invalid_ids_are_refused() {
         store.dedup().claim("t1", "", 1),
         Err(Error::InvalidInput { field, .. }) if field == "user"
     ));
-    assert!(store.dedup().is_processed("").is_err());
-    assert!(!store.dedup().is_processed("t1").expect("check"));
+    assert!(store.dedup().contains("").is_err());
+    assert!(!store.dedup().contains("t1").expect("check"));
 }
 
 #[test]
@@ -211,7 +205,7 @@ fn the_default_ttl_is_thirty_days() {
         .expect("store");
     store.dedup().claim("t1", "alice", 1).expect("claim");
     clock.advance(Duration::from_secs(30 * 24 * 3600) - Duration::from_millis(1));
-    assert!(store.dedup().is_processed("t1").expect("check"));
+    assert!(store.dedup().contains("t1").expect("check"));
     clock.advance(Duration::from_millis(1));
-    assert!(!store.dedup().is_processed("t1").expect("check"));
+    assert!(!store.dedup().contains("t1").expect("check"));
 }

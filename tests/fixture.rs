@@ -10,10 +10,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use edgestate::compat::ByteStore;
 use edgestate::tables::snapshots::{ExecutionSnapshot, ExecutionState};
 use edgestate::{
-    ByteStore, ContextEvent, Error, ManualClock, PaymentWebhook, PendingCapture, SessionKeyData,
-    Store, Versioned,
+    ContextEvent, Error, ManualClock, PaymentWebhook, PendingCapture, SessionKeyData, Store,
+    Versioned,
 };
 use serde_json::json;
 
@@ -39,8 +40,8 @@ fn write_fixture(store: &Store) -> Result<(), Error> {
     store
         .kv()
         .put_json("ns", "json", &json!({"a": [1, 2, {"b": null}]}), None)?;
-    store.cards().link("fp_1", "alice", "4242")?;
-    store.cards().link("fp_2", "alice", "1111")?;
+    store.cards().put("fp_1", "alice", "4242")?;
+    store.cards().put("fp_2", "alice", "1111")?;
     store.contexts().get_or_init("alice")?;
     store
         .contexts()
@@ -66,25 +67,25 @@ fn write_fixture(store: &Store) -> Result<(), Error> {
         "alice",
         ContextEvent {
             event_type: "note".into(),
-            timestamp: T0_S,
+            timestamp_s: T0_S,
             summary: "hello".into(),
             amount: None,
         },
     )?;
-    store.sessions().store_session(
+    store.sessions().put(
         "alice",
         &SessionKeyData {
             key_pubkey: "sk".into(),
             vault_pubkey: "vault".into(),
             scopes: vec!["stake".into()],
-            expires_at: T0_S + 3_600,
-            created_at: T0_S,
+            expires_at_s: T0_S + 3_600,
+            created_at_s: T0_S,
             max_actions: 5,
             actions_used: 1,
         },
     )?;
-    store.location().cache_current_merchant("alice", "m_cafe")?;
-    store.pending().add(
+    store.location().put("alice", "m_cafe")?;
+    store.pending().push(
         "bob",
         &PendingCapture {
             merchant_id: "m_book".into(),
@@ -94,24 +95,22 @@ fn write_fixture(store: &Store) -> Result<(), Error> {
             proof_data: Some("p".into()),
             proof_type: Some("qr".into()),
             location: None,
-            created_at: T0_S,
-            expires_at: T0_S + 100,
+            created_at_s: T0_S,
+            expires_at_s: T0_S + 100,
         },
     )?;
     let mut snapshot =
         ExecutionSnapshot::new("exec_1", "tenant_a", ExecutionState::new("running"), 7);
     snapshot.timestamp_ms = T0_MS;
     snapshot.variables.insert("goal".into(), json!("ship"));
-    store.snapshots().save(&snapshot)?;
-    store.snapshots().set_memory(
+    store.snapshots().put(&snapshot)?;
+    store.memory().put(
         "exec_1",
         "scratch",
         b"notes",
         Some(Duration::from_secs(3_600)),
     )?;
-    store
-        .blobs()
-        .save("bot/BTCUSDT", &json!({"halted": true}))?;
+    store.blobs().put("bot/BTCUSDT", &json!({"halted": true}))?;
     ByteStore::new(store.clone(), "solver")?.set("order:x:1", b"open")?;
     store.idempotency().begin("req_1", b"payload-hash")?;
     store
@@ -158,7 +157,7 @@ fn schema_v1_fixture_opens_and_reads_known_values() {
     let j: Versioned<serde_json::Value> = store.kv().get_value("ns", "json").unwrap().unwrap();
     assert_eq!(j.value, json!({"a": [1, 2, {"b": null}]}));
 
-    let cards = store.cards().user_cards("alice").unwrap();
+    let cards = store.cards().list("alice").unwrap();
     assert_eq!(
         cards
             .iter()
@@ -166,7 +165,7 @@ fn schema_v1_fixture_opens_and_reads_known_values() {
             .collect::<Vec<_>>(),
         ["fp_1", "fp_2"]
     );
-    let ctx = store.contexts().fetch("alice").unwrap().unwrap();
+    let ctx = store.contexts().get("alice").unwrap().unwrap();
     assert_eq!(ctx.version, 5);
     assert_eq!(ctx.preferences.risk_tolerance, "aggressive");
     assert_eq!(ctx.agent_memory["goal"], json!({"save": 100}));
@@ -189,37 +188,29 @@ fn schema_v1_fixture_opens_and_reads_known_values() {
         Some("qr")
     );
     assert_eq!(
-        store
-            .sessions()
-            .get_session("alice")
-            .unwrap()
-            .unwrap()
-            .actions_used,
+        store.sessions().get("alice").unwrap().unwrap().actions_used,
         1
     );
     assert_eq!(
         store
             .location()
-            .current_merchant_id("alice")
+            .get("alice")
+            .map(|m| m.map(|m| m.merchant_id))
             .unwrap()
             .as_deref(),
         Some("m_cafe")
     );
-    let snap = store.snapshots().load("exec_1").unwrap().unwrap();
+    let snap = store.snapshots().get("exec_1").unwrap().unwrap();
     assert_eq!(
         (snap.sequence_number, snap.variables["goal"].clone()),
         (7, json!("ship"))
     );
     assert_eq!(
-        store
-            .snapshots()
-            .get_memory("exec_1", "scratch")
-            .unwrap()
-            .as_deref(),
+        store.memory().get("exec_1", "scratch").unwrap().as_deref(),
         Some(&b"notes"[..])
     );
     assert_eq!(
-        store.blobs().load("bot/BTCUSDT").unwrap(),
+        store.blobs().get("bot/BTCUSDT").unwrap(),
         Some(json!({"halted": true}))
     );
     assert_eq!(

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use edgestate::{Begin, Error, IdempotencyState, ManualClock, Store, StoreConfig};
+use edgestate::{Begin, Error, IdempotencyState, ManualClock, Store, StoreConfig, Table};
 
 const T0_MS: u64 = 1_700_000_000_000;
 const LEASE: Duration = Duration::from_secs(30);
@@ -188,22 +188,10 @@ fn sweeps_remove_expired_leases_and_results() {
 
     clock.advance(LEASE);
     assert_eq!(store.sweep_expired(100).expect("sweep"), 1, "the lease");
-    assert_eq!(
-        store
-            .stats()
-            .expect("stats")
-            .records("edgestate.idempotency"),
-        Some(1)
-    );
+    assert_eq!(store.stats().expect("stats").records(Table::Idempotency), 1);
     clock.advance(RESULT_TTL);
     assert_eq!(store.sweep_expired(100).expect("sweep"), 1, "the result");
-    assert_eq!(
-        store
-            .stats()
-            .expect("stats")
-            .records("edgestate.idempotency"),
-        Some(0)
-    );
+    assert_eq!(store.stats().expect("stats").records(Table::Idempotency), 0);
 }
 
 #[test]

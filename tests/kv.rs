@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use edgestate::limits::{MAX_KEY_LEN, MAX_NAMESPACE_LEN, MAX_VALUE_LEN};
-use edgestate::{Error, Expect, ManualClock, Store, Versioned};
+use edgestate::{Error, Expect, ManualClock, Store, Table, Versioned};
 use serde::{Deserialize, Serialize};
 
 fn store() -> Store {
@@ -37,7 +37,7 @@ fn namespaces_are_separate() {
     s.kv().put("b", "k", b"2", None).unwrap();
     assert_eq!(s.kv().get("a", "k").unwrap().unwrap().value, b"1");
     assert_eq!(s.kv().get("b", "k").unwrap().unwrap().value, b"2");
-    assert_eq!(s.kv().list_prefix("a", "", 10).unwrap().len(), 1);
+    assert_eq!(s.kv().list_up_to("a", "", 10).unwrap().len(), 1);
 }
 
 #[test]
@@ -152,21 +152,21 @@ fn prefix_listing_is_ordered_limited_and_skips_expired() {
     s.kv().put("other", "order:9", b"x", None).unwrap();
     let keys = |v: Vec<edgestate::KvEntry>| v.into_iter().map(|e| e.key).collect::<Vec<_>>();
     assert_eq!(
-        keys(s.kv().list_prefix("ns", "order:", 100).unwrap()),
+        keys(s.kv().list_up_to("ns", "order:", 100).unwrap()),
         ["order:1", "order:15", "order:2", "order:3"]
     );
     clock.advance(Duration::from_secs(1));
     assert_eq!(
-        keys(s.kv().list_prefix("ns", "order:", 100).unwrap()),
+        keys(s.kv().list_up_to("ns", "order:", 100).unwrap()),
         ["order:1", "order:2", "order:3"]
     );
     assert_eq!(
-        keys(s.kv().list_prefix("ns", "order:", 2).unwrap()),
+        keys(s.kv().list_up_to("ns", "order:", 2).unwrap()),
         ["order:1", "order:2"]
     );
-    assert!(s.kv().list_prefix("ns", "order:", 0).unwrap().is_empty());
-    assert_eq!(s.kv().list_prefix("ns", "", 100).unwrap().len(), 5);
-    assert!(s.kv().list_prefix("ns", "zzz", 100).unwrap().is_empty());
+    assert!(s.kv().list_up_to("ns", "order:", 0).unwrap().is_empty());
+    assert_eq!(s.kv().list_up_to("ns", "", 100).unwrap().len(), 5);
+    assert!(s.kv().list_up_to("ns", "zzz", 100).unwrap().is_empty());
 }
 
 #[test]
@@ -234,7 +234,7 @@ fn bad_input_is_refused_and_writes_nothing() {
             other => panic!("expected InvalidInput for {field}, got {other:?}"),
         }
     }
-    assert_eq!(s.stats().unwrap().records("edgestate.kv"), Some(0));
+    assert_eq!(s.stats().unwrap().records(Table::Kv), 0);
     assert!(matches!(
         s.kv().get("", "k"),
         Err(Error::InvalidInput { .. })
@@ -254,10 +254,10 @@ fn write_rolls_back_everything_on_error() {
         })
     });
     assert!(r.is_err());
-    assert!(s.kv().list_prefix("ns", "", 10).unwrap().is_empty());
+    assert!(s.kv().list_up_to("ns", "", 10).unwrap().is_empty());
     let stats = s.stats().unwrap();
-    assert_eq!(stats.records("edgestate.kv"), Some(0));
-    assert_eq!(stats.records("edgestate.expiry"), Some(0));
+    assert_eq!(stats.records(Table::Kv), 0);
+    assert_eq!(stats.records(Table::Expiry), 0);
 }
 
 #[test]
@@ -285,7 +285,7 @@ fn reads_inside_a_write_see_its_own_writes_and_snapshot_reads_are_consistent() {
             tx.kv().get("ns", "a")?.map(|e| e.value),
             Some(b"1".to_vec())
         );
-        assert_eq!(tx.kv().list_prefix("ns", "", 10)?.len(), 1);
+        assert_eq!(tx.kv().list_up_to("ns", "", 10)?.len(), 1);
         Ok::<_, Error>(())
     })
     .unwrap();

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use edgestate::{Error, Expect, ManualClock, Store};
+use edgestate::{Error, Expect, ManualClock, Store, Table};
 use proptest::prelude::*;
 
 const NAMESPACES: [&str; 2] = ["a", "b"];
@@ -261,7 +261,7 @@ impl Harness {
                 let got: Vec<(String, u64)> = self
                     .store()
                     .kv()
-                    .list_prefix(ns, prefix, limit)
+                    .list_up_to(ns, prefix, limit)
                     .unwrap()
                     .into_iter()
                     .map(|e| (e.key, e.version))
@@ -333,15 +333,8 @@ impl Harness {
             .values()
             .filter(|r| r.expires_at.is_some())
             .count() as u64;
-        assert_eq!(
-            stats.records("edgestate.kv"),
-            Some(self.model.records.len() as u64)
-        );
-        assert_eq!(
-            stats.records("edgestate.expiry"),
-            Some(expiring),
-            "expiry index exact"
-        );
+        assert_eq!(stats.records(Table::Kv), self.model.records.len() as u64);
+        assert_eq!(stats.records(Table::Expiry), expiring, "expiry index exact");
     }
 }
 

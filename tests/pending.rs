@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use edgestate::{Error, ManualClock, PendingCapture, PendingLocation, Store};
+use edgestate::{Error, ManualClock, PendingCapture, PendingLocation, Store, Table};
 use proptest::prelude::*;
 
 const T0_MS: u64 = 1_700_000_000_000;
@@ -22,8 +22,8 @@ fn capture(amount_cents: u64, created_at: i64) -> PendingCapture {
             longitude: -9.1393,
             accuracy_m: 12.5,
         }),
-        created_at,
-        expires_at: created_at + 86_400,
+        created_at_s: created_at,
+        expires_at_s: created_at + 86_400,
     }
 }
 
@@ -38,8 +38,8 @@ fn store_with(capacity: usize, ttl: Duration) -> (Store, ManualClock) {
     (store, clock)
 }
 
-fn records(store: &Store, table: &str) -> u64 {
-    store.stats().expect("stats").records(table).expect("table")
+fn records(store: &Store, table: Table) -> u64 {
+    store.stats().expect("stats").records(table)
 }
 
 fn seqs(store: &Store, user: &str) -> Vec<u64> {
@@ -57,8 +57,8 @@ fn two_captures_in_the_same_millisecond_both_survive() {
     let (store, _) = store_with(10, Duration::from_secs(3600));
     let p = store.pending();
     // Same clock instant, same created_at: the seed's key collided here.
-    let a = p.add("alice", &capture(100, T0_S)).expect("add");
-    let b = p.add("alice", &capture(200, T0_S)).expect("add");
+    let a = p.push("alice", &capture(100, T0_S)).expect("add");
+    let b = p.push("alice", &capture(200, T0_S)).expect("add");
     assert!(b.seq > a.seq);
     let listed = p.list("alice").expect("list");
     assert_eq!(listed.len(), 2);
@@ -80,10 +80,10 @@ fn captures_round_trip_exactly() {
         proof_data: None,
         proof_type: None,
         location: None,
-        created_at: -1,
-        expires_at: i64::MIN,
+        created_at_s: -1,
+        expires_at_s: i64::MIN,
     };
-    let id = store.pending().add("alice", &bare).expect("add");
+    let id = store.pending().push("alice", &bare).expect("add");
     let got = store.pending().get("alice", id.seq).expect("get");
     assert_eq!(got.map(|e| e.capture), Some(bare));
     assert_eq!(store.pending().get("alice", id.seq + 1).expect("get"), None);
@@ -94,7 +94,7 @@ fn capacity_evicts_the_oldest_in_the_same_transaction() {
     let (store, _) = store_with(3, Duration::from_secs(3600));
     let p = store.pending();
     let ids: Vec<_> = (1..=5)
-        .map(|i| p.add("alice", &capture(i, T0_S)).expect("add"))
+        .map(|i| p.push("alice", &capture(i, T0_S)).expect("add"))
         .collect();
     assert!(ids[..3].iter().all(|id| id.evicted.is_empty()));
     assert_eq!(ids[3].evicted, vec![ids[0].seq]);
@@ -102,9 +102,9 @@ fn capacity_evicts_the_oldest_in_the_same_transaction() {
     let listed = p.list("alice").expect("list");
     let amounts: Vec<u64> = listed.iter().map(|e| e.capture.amount_cents).collect();
     assert_eq!(amounts, vec![5, 4, 3]); // newest first
-    assert_eq!(records(&store, "edgestate.pending"), 3);
+    assert_eq!(records(&store, Table::Pending), 3);
     // Evicted entries took their expiry entries with them.
-    assert_eq!(records(&store, "edgestate.expiry"), 3);
+    assert_eq!(records(&store, Table::Expiry), 3);
 }
 
 #[test]
@@ -112,15 +112,15 @@ fn users_have_separate_rings_and_counters() {
     let (store, _) = store_with(2, Duration::from_secs(3600));
     let p = store.pending();
     for i in 0..3 {
-        p.add("alice", &capture(i, T0_S)).expect("add");
+        p.push("alice", &capture(i, T0_S)).expect("add");
     }
-    let b = p.add("bob", &capture(9, T0_S)).expect("add");
+    let b = p.push("bob", &capture(9, T0_S)).expect("add");
     assert_eq!(b.seq, 1);
     assert!(b.evicted.is_empty());
     assert_eq!(p.count("alice").expect("count"), 2);
     assert_eq!(p.count("bob").expect("count"), 1);
     // A user whose id is a prefix of another's is a different ring.
-    p.add("ali", &capture(7, T0_S)).expect("add");
+    p.push("ali", &capture(7, T0_S)).expect("add");
     assert_eq!(p.count("ali").expect("count"), 1);
     assert_eq!(p.count("alice").expect("count"), 2);
 }
@@ -137,19 +137,19 @@ fn seqs_strictly_increase_across_evictions_removals_and_reopen() {
             .expect("open");
         let p = store.pending();
         for i in 0..4 {
-            let id = p.add("alice", &capture(i, T0_S)).expect("add");
+            let id = p.push("alice", &capture(i, T0_S)).expect("add");
             assert!(id.seq > last);
             last = id.seq;
         }
         // Empty the ring entirely; the counter must not fall back.
         for e in p.list("alice").expect("list") {
-            assert!(p.remove("alice", e.seq).expect("remove").is_some());
+            assert!(p.delete("alice", e.seq).expect("remove").is_some());
         }
         assert_eq!(p.count("alice").expect("count"), 0);
-        let id = p.add("alice", &capture(10, T0_S)).expect("add");
+        let id = p.push("alice", &capture(10, T0_S)).expect("add");
         assert!(id.seq > last);
         last = id.seq;
-        p.remove("alice", id.seq).expect("remove");
+        p.delete("alice", id.seq).expect("remove");
         store.close().expect("close");
     }
     let store = Store::builder()
@@ -158,7 +158,7 @@ fn seqs_strictly_increase_across_evictions_removals_and_reopen() {
         .expect("reopen");
     let id = store
         .pending()
-        .add("alice", &capture(11, T0_S))
+        .push("alice", &capture(11, T0_S))
         .expect("add");
     assert!(
         id.seq > last,
@@ -171,29 +171,29 @@ fn seqs_strictly_increase_across_evictions_removals_and_reopen() {
 fn remove_returns_the_live_capture_once() {
     let (store, _) = store_with(10, Duration::from_secs(3600));
     let p = store.pending();
-    let id = p.add("alice", &capture(100, T0_S)).expect("add");
+    let id = p.push("alice", &capture(100, T0_S)).expect("add");
     assert_eq!(
-        p.remove("alice", id.seq).expect("remove"),
+        p.delete("alice", id.seq).expect("remove"),
         Some(capture(100, T0_S))
     );
-    assert_eq!(p.remove("alice", id.seq).expect("remove"), None);
-    assert_eq!(p.remove("nobody", 1).expect("remove"), None);
-    assert_eq!(records(&store, "edgestate.expiry"), 0);
+    assert_eq!(p.delete("alice", id.seq).expect("remove"), None);
+    assert_eq!(p.delete("nobody", 1).expect("remove"), None);
+    assert_eq!(records(&store, Table::Expiry), 0);
 }
 
 #[test]
 fn remove_by_timestamp_removes_every_match() {
     let (store, _) = store_with(10, Duration::from_secs(3600));
     let p = store.pending();
-    let a = p.add("alice", &capture(1, T0_S)).expect("add");
-    let keep = p.add("alice", &capture(2, T0_S + 1)).expect("add");
-    let c = p.add("alice", &capture(3, T0_S)).expect("add");
-    let removed = p.remove_by_timestamp("alice", T0_S).expect("remove");
+    let a = p.push("alice", &capture(1, T0_S)).expect("add");
+    let keep = p.push("alice", &capture(2, T0_S + 1)).expect("add");
+    let c = p.push("alice", &capture(3, T0_S)).expect("add");
+    let removed = p.delete_created_at("alice", T0_S).expect("remove");
     let removed_seqs: Vec<u64> = removed.iter().map(|e| e.seq).collect();
     assert_eq!(removed_seqs, vec![c.seq, a.seq]);
     assert_eq!(seqs(&store, "alice"), vec![keep.seq]);
     assert!(p
-        .remove_by_timestamp("alice", T0_S)
+        .delete_created_at("alice", T0_S)
         .expect("again")
         .is_empty());
 }
@@ -202,21 +202,21 @@ fn remove_by_timestamp_removes_every_match() {
 fn entries_expire_after_the_pending_ttl_and_are_swept() {
     let (store, clock) = store_with(10, Duration::from_secs(10));
     let p = store.pending();
-    let old = p.add("alice", &capture(1, T0_S)).expect("add");
+    let old = p.push("alice", &capture(1, T0_S)).expect("add");
     clock.advance(Duration::from_secs(5));
-    let young = p.add("alice", &capture(2, T0_S + 5)).expect("add");
+    let young = p.push("alice", &capture(2, T0_S + 5)).expect("add");
     clock.advance(Duration::from_secs(5));
     // `old` is exactly at its expiry: invisible to every read, before any sweep.
     assert_eq!(seqs(&store, "alice"), vec![young.seq]);
     assert_eq!(p.count("alice").expect("count"), 1);
     assert_eq!(p.get("alice", old.seq).expect("get"), None);
-    assert_eq!(p.remove("alice", old.seq).expect("remove"), None);
-    let old2 = p.add("alice", &capture(3, T0_S + 10)).expect("add");
+    assert_eq!(p.delete("alice", old.seq).expect("remove"), None);
+    let old2 = p.push("alice", &capture(3, T0_S + 10)).expect("add");
     clock.advance(Duration::from_secs(10));
-    assert_eq!(records(&store, "edgestate.pending"), 2);
+    assert_eq!(records(&store, Table::Pending), 2);
     assert_eq!(store.sweep_all_expired(10).expect("sweep"), 2);
-    assert_eq!(records(&store, "edgestate.pending"), 0);
-    assert_eq!(records(&store, "edgestate.expiry"), 0);
+    assert_eq!(records(&store, Table::Pending), 0);
+    assert_eq!(records(&store, Table::Expiry), 0);
     assert!(old2.seq > young.seq);
 }
 
@@ -224,13 +224,13 @@ fn entries_expire_after_the_pending_ttl_and_are_swept() {
 fn expired_unswept_entries_count_toward_capacity_and_go_first() {
     let (store, clock) = store_with(2, Duration::from_secs(10));
     let p = store.pending();
-    let stale = p.add("alice", &capture(1, T0_S)).expect("add");
+    let stale = p.push("alice", &capture(1, T0_S)).expect("add");
     clock.advance(Duration::from_secs(10));
-    let b = p.add("alice", &capture(2, T0_S)).expect("add");
+    let b = p.push("alice", &capture(2, T0_S)).expect("add");
     assert!(b.evicted.is_empty());
-    let c = p.add("alice", &capture(3, T0_S)).expect("add");
+    let c = p.push("alice", &capture(3, T0_S)).expect("add");
     assert_eq!(c.evicted, vec![stale.seq]);
-    assert_eq!(records(&store, "edgestate.pending"), 2);
+    assert_eq!(records(&store, Table::Pending), 2);
     assert_eq!(seqs(&store, "alice"), vec![c.seq, b.seq]);
 }
 
@@ -239,13 +239,13 @@ fn zero_capacity_refuses_and_writes_nothing() {
     let (store, _) = store_with(0, Duration::from_secs(10));
     let err = store
         .pending()
-        .add("alice", &capture(1, T0_S))
+        .push("alice", &capture(1, T0_S))
         .expect_err("capacity 0");
     assert!(
         matches!(&err, Error::InvalidInput { field, .. } if field == "pending_capacity"),
         "{err:?}"
     );
-    assert_eq!(records(&store, "edgestate.pending"), 0);
+    assert_eq!(records(&store, Table::Pending), 0);
     assert!(store.pending().list("alice").expect("list").is_empty());
 }
 
@@ -261,7 +261,7 @@ fn a_smaller_capacity_after_reopen_trims_on_the_next_add() {
         for i in 0..5 {
             store
                 .pending()
-                .add("alice", &capture(i, T0_S))
+                .push("alice", &capture(i, T0_S))
                 .expect("add");
         }
         store.close().expect("close");
@@ -272,7 +272,7 @@ fn a_smaller_capacity_after_reopen_trims_on_the_next_add() {
         .expect("reopen");
     let id = store
         .pending()
-        .add("alice", &capture(9, T0_S))
+        .push("alice", &capture(9, T0_S))
         .expect("add");
     assert_eq!(id.evicted, vec![1, 2, 3, 4]);
     assert_eq!(seqs(&store, "alice"), vec![6, 5]);
@@ -283,29 +283,29 @@ fn bad_user_is_refused() {
     let (store, _) = store_with(10, Duration::from_secs(10));
     let p = store.pending();
     assert!(matches!(
-        p.add("", &capture(1, T0_S)),
+        p.push("", &capture(1, T0_S)),
         Err(Error::InvalidInput { .. })
     ));
     assert!(matches!(p.list(""), Err(Error::InvalidInput { .. })));
-    assert!(matches!(p.remove("", 1), Err(Error::InvalidInput { .. })));
+    assert!(matches!(p.delete("", 1), Err(Error::InvalidInput { .. })));
 }
 
 #[test]
 fn an_add_in_a_failed_transaction_leaves_no_trace() {
     let (store, _) = store_with(10, Duration::from_secs(10));
     let outcome: Result<(), Error> = store.write(|tx| {
-        tx.pending().add("alice", &capture(1, T0_S))?;
+        tx.pending().push("alice", &capture(1, T0_S))?;
         Err(Error::NotFound {
             table: "test",
             key: "abort".into(),
         })
     });
     assert!(outcome.is_err());
-    assert_eq!(records(&store, "edgestate.pending"), 0);
+    assert_eq!(records(&store, Table::Pending), 0);
     // The rolled-back add did not consume a seq either.
     let id = store
         .pending()
-        .add("alice", &capture(1, T0_S))
+        .push("alice", &capture(1, T0_S))
         .expect("add");
     assert_eq!(id.seq, 1);
     let read = store.read(|tx| tx.pending().list("alice")).expect("read");
@@ -380,7 +380,7 @@ proptest! {
                 Op::Add { user, amount } => {
                     let id = store
                         .pending()
-                        .add(USERS[user], &capture(amount, T0_S))
+                        .push(USERS[user], &capture(amount, T0_S))
                         .expect("add");
                     let m = &mut model[user];
                     prop_assert_eq!(id.seq, m.next_seq);
@@ -395,7 +395,7 @@ proptest! {
                 }
                 Op::Remove { user, pick } => {
                     let seq = pick as u64 + 1;
-                    let got = store.pending().remove(USERS[user], seq).expect("remove");
+                    let got = store.pending().delete(USERS[user], seq).expect("remove");
                     let m = &mut model[user];
                     let expected = match m.rows.iter().position(|r| r.0 == seq) {
                         Some(i) => m.rows.remove(i).filter(|r| r.2 > now).map(|r| r.1),
@@ -443,8 +443,8 @@ proptest! {
                 prop_assert!(m.rows.len() <= CAPACITY);
                 rows += m.rows.len();
             }
-            prop_assert_eq!(records(&store, "edgestate.pending"), rows as u64);
-            prop_assert_eq!(records(&store, "edgestate.expiry"), rows as u64);
+            prop_assert_eq!(records(&store, Table::Pending), rows as u64);
+            prop_assert_eq!(records(&store, Table::Expiry), rows as u64);
         }
     }
 }

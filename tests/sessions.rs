@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use edgestate::{Error, ManualClock, SessionKeyData, SessionRefusal, Store};
+use edgestate::{Error, ManualClock, SessionKeyData, SessionRefusal, Store, Table};
 
 const T0_MS: u64 = 1_700_000_000_000;
 const T0_S: i64 = 1_700_000_000;
@@ -25,15 +25,15 @@ fn session(expires_at: i64, max_actions: u32) -> SessionKeyData {
         key_pubkey: "session-pub".into(),
         vault_pubkey: "vault-pub".into(),
         scopes: vec!["capture".into(), "transfer".into()],
-        expires_at,
-        created_at: T0_S,
+        expires_at_s: expires_at,
+        created_at_s: T0_S,
         max_actions,
         actions_used: 0,
     }
 }
 
-fn records(store: &Store, table: &str) -> u64 {
-    store.stats().expect("stats").records(table).expect("table")
+fn records(store: &Store, table: Table) -> u64 {
+    store.stats().expect("stats").records(table)
 }
 
 fn refusal(result: edgestate::Result<SessionKeyData>) -> SessionRefusal {
@@ -47,19 +47,19 @@ fn refusal(result: edgestate::Result<SessionKeyData>) -> SessionRefusal {
 fn round_trip_and_replace() {
     let (store, _) = store();
     let s = store.sessions();
-    assert_eq!(s.get_session("alice").expect("get"), None);
+    assert_eq!(s.get("alice").expect("get"), None);
     let first = session(T0_S + 600, 3);
-    s.store_session("alice", &first).expect("store");
-    assert_eq!(s.get_session("alice").expect("get"), Some(first));
+    s.put("alice", &first).expect("store");
+    assert_eq!(s.get("alice").expect("get"), Some(first));
 
     let second = SessionKeyData {
         key_pubkey: "other".into(),
         ..session(T0_S + 600, 9)
     };
-    s.store_session("alice", &second).expect("replace");
-    assert_eq!(s.get_session("alice").expect("get"), Some(second));
-    assert_eq!(s.get_session("bob").expect("get"), None);
-    assert_eq!(records(&store, "edgestate.sessions"), 1);
+    s.put("alice", &second).expect("replace");
+    assert_eq!(s.get("alice").expect("get"), Some(second));
+    assert_eq!(s.get("bob").expect("get"), None);
+    assert_eq!(records(&store, Table::Sessions), 1);
 }
 
 #[test]
@@ -67,30 +67,29 @@ fn store_ttl_caps_a_long_session_and_expired_reads_none_before_any_sweep() {
     let (store, clock) = store();
     let s = store.sessions();
     // The session claims a week; the store's session_ttl (24 h) wins.
-    s.store_session("alice", &session(T0_S + 7 * 24 * 3600, 1))
+    s.put("alice", &session(T0_S + 7 * 24 * 3600, 1))
         .expect("store");
     clock.advance(24 * HOUR - Duration::from_millis(1));
-    assert!(s.get_session("alice").expect("get").is_some());
+    assert!(s.get("alice").expect("get").is_some());
     clock.advance(Duration::from_millis(1));
-    assert_eq!(s.get_session("alice").expect("get"), None);
+    assert_eq!(s.get("alice").expect("get"), None);
     // Still on disk: invisibility does not wait for the sweeper.
-    assert_eq!(records(&store, "edgestate.sessions"), 1);
+    assert_eq!(records(&store, Table::Sessions), 1);
     assert_eq!(store.sweep_all_expired(10).expect("sweep"), 1);
-    assert_eq!(records(&store, "edgestate.sessions"), 0);
-    assert_eq!(records(&store, "edgestate.expiry"), 0);
+    assert_eq!(records(&store, Table::Sessions), 0);
+    assert_eq!(records(&store, Table::Expiry), 0);
 }
 
 #[test]
 fn a_session_shorter_than_the_store_ttl_expires_at_its_own_expires_at() {
     let (store, clock) = store();
     let s = store.sessions();
-    s.store_session("alice", &session(T0_S + 60, 1))
-        .expect("store");
+    s.put("alice", &session(T0_S + 60, 1)).expect("store");
     clock.advance(Duration::from_millis(59_999));
-    assert!(s.get_session("alice").expect("get").is_some());
+    assert!(s.get("alice").expect("get").is_some());
     // The seed's rule: expired once now >= expires_at.
     clock.advance(Duration::from_millis(1));
-    assert_eq!(s.get_session("alice").expect("get"), None);
+    assert_eq!(s.get("alice").expect("get"), None);
     assert_eq!(store.sweep_all_expired(10).expect("sweep"), 1);
 }
 
@@ -104,10 +103,10 @@ fn a_custom_session_ttl_is_honoured() {
         .expect("store");
     store
         .sessions()
-        .store_session("alice", &session(T0_S + 3600, 1))
+        .put("alice", &session(T0_S + 3600, 1))
         .expect("store");
     clock.advance(Duration::from_secs(5));
-    assert_eq!(store.sessions().get_session("alice").expect("get"), None);
+    assert_eq!(store.sessions().get("alice").expect("get"), None);
 }
 
 #[test]
@@ -115,17 +114,17 @@ fn storing_an_already_expired_session_is_refused_and_keeps_the_old_one() {
     let (store, _) = store();
     let s = store.sessions();
     let live = session(T0_S + 600, 1);
-    s.store_session("alice", &live).expect("store");
+    s.put("alice", &live).expect("store");
     for expires_at in [T0_S, T0_S - 1, 0, -5] {
         let err = s
-            .store_session("alice", &session(expires_at, 1))
+            .put("alice", &session(expires_at, 1))
             .expect_err("expired");
         assert!(
-            matches!(&err, Error::InvalidInput { field, .. } if field == "expires_at"),
+            matches!(&err, Error::InvalidInput { field, .. } if field == "expires_at_s"),
             "{err:?}"
         );
     }
-    assert_eq!(s.get_session("alice").expect("get"), Some(live));
+    assert_eq!(s.get("alice").expect("get"), Some(live));
 }
 
 #[test]
@@ -133,48 +132,46 @@ fn invalid_user_is_refused() {
     let (store, _) = store();
     let s = store.sessions();
     assert!(matches!(
-        s.store_session("", &session(T0_S + 60, 1)),
+        s.put("", &session(T0_S + 60, 1)),
         Err(Error::InvalidInput { .. })
     ));
     assert!(matches!(
-        s.get_session(&"u".repeat(edgestate::limits::MAX_KEY_LEN + 1)),
+        s.get(&"u".repeat(edgestate::limits::MAX_KEY_LEN + 1)),
         Err(Error::InvalidInput { .. })
     ));
     assert!(matches!(s.use_action(""), Err(Error::InvalidInput { .. })));
-    assert!(matches!(s.invalidate(""), Err(Error::InvalidInput { .. })));
+    assert!(matches!(s.delete(""), Err(Error::InvalidInput { .. })));
 }
 
 #[test]
 fn invalidate_removes_the_session_and_its_expiry_entry() {
     let (store, _) = store();
     let s = store.sessions();
-    s.store_session("alice", &session(T0_S + 60, 1))
-        .expect("store");
-    assert_eq!(records(&store, "edgestate.expiry"), 1);
-    assert!(s.invalidate("alice").expect("invalidate"));
-    assert!(!s.invalidate("alice").expect("again"));
-    assert_eq!(s.get_session("alice").expect("get"), None);
-    assert_eq!(records(&store, "edgestate.sessions"), 0);
-    assert_eq!(records(&store, "edgestate.expiry"), 0);
+    s.put("alice", &session(T0_S + 60, 1)).expect("store");
+    assert_eq!(records(&store, Table::Expiry), 1);
+    assert!(s.delete("alice").expect("invalidate"));
+    assert!(!s.delete("alice").expect("again"));
+    assert_eq!(s.get("alice").expect("get"), None);
+    assert_eq!(records(&store, Table::Sessions), 0);
+    assert_eq!(records(&store, Table::Expiry), 0);
 }
 
 #[test]
 fn use_action_counts_up_and_keeps_the_expiry() {
     let (store, clock) = store();
     let s = store.sessions();
-    s.store_session("alice", &session(T0_S + 60, 3))
-        .expect("store");
+    s.put("alice", &session(T0_S + 60, 3)).expect("store");
     let used = s.use_action("alice").expect("use");
     assert_eq!(used.actions_used, 1);
     assert_eq!(used.remaining_actions(), 2);
     assert_eq!(
-        s.get_session("alice").expect("get").map(|x| x.actions_used),
+        s.get("alice").expect("get").map(|x| x.actions_used),
         Some(1)
     );
     // Spending an action does not extend the session.
     clock.advance(Duration::from_secs(60));
-    assert_eq!(s.get_session("alice").expect("get"), None);
-    assert_eq!(records(&store, "edgestate.expiry"), 1);
+    assert_eq!(s.get("alice").expect("get"), None);
+    assert_eq!(records(&store, Table::Expiry), 1);
 }
 
 #[test]
@@ -183,17 +180,16 @@ fn use_action_refuses_missing_expired_and_exhausted_and_writes_nothing() {
     let s = store.sessions();
     assert_eq!(refusal(s.use_action("alice")), SessionRefusal::Missing);
 
-    s.store_session("alice", &session(T0_S + 60, 1))
-        .expect("store");
+    s.put("alice", &session(T0_S + 60, 1)).expect("store");
     s.use_action("alice").expect("first action");
-    let before = s.get_session("alice").expect("get");
+    let before = s.get("alice").expect("get");
     assert_eq!(refusal(s.use_action("alice")), SessionRefusal::Exhausted);
-    assert_eq!(s.get_session("alice").expect("get"), before);
+    assert_eq!(s.get("alice").expect("get"), before);
 
     clock.advance(Duration::from_secs(60));
     assert_eq!(refusal(s.use_action("alice")), SessionRefusal::Expired);
     // The refused call removed nothing and wrote nothing: the row waits for the sweep.
-    assert_eq!(records(&store, "edgestate.sessions"), 1);
+    assert_eq!(records(&store, Table::Sessions), 1);
     assert_eq!(store.sweep_all_expired(10).expect("sweep"), 1);
     // Once swept, an expired session is indistinguishable from none.
     assert_eq!(refusal(s.use_action("alice")), SessionRefusal::Missing);
@@ -203,8 +199,7 @@ fn use_action_refuses_missing_expired_and_exhausted_and_writes_nothing() {
 fn a_session_with_zero_actions_is_exhausted_from_the_start() {
     let (store, _) = store();
     let s = store.sessions();
-    s.store_session("alice", &session(T0_S + 60, 0))
-        .expect("store");
+    s.put("alice", &session(T0_S + 60, 0)).expect("store");
     assert_eq!(refusal(s.use_action("alice")), SessionRefusal::Exhausted);
 }
 
@@ -225,21 +220,15 @@ fn read_and_write_transactions_see_sessions() {
     let (store, _) = store();
     store
         .write(|tx| {
-            tx.sessions()
-                .store_session("alice", &session(T0_S + 60, 2))?;
+            tx.sessions().put("alice", &session(T0_S + 60, 2))?;
             // Visible to the same transaction at once.
             let used = tx.sessions().use_action("alice")?;
             assert_eq!(used.actions_used, 1);
-            assert_eq!(
-                tx.sessions().get_session("alice")?.map(|x| x.actions_used),
-                Some(1)
-            );
+            assert_eq!(tx.sessions().get("alice")?.map(|x| x.actions_used), Some(1));
             Ok::<_, Error>(())
         })
         .expect("write");
-    let seen = store
-        .read(|tx| tx.sessions().get_session("alice"))
-        .expect("read");
+    let seen = store.read(|tx| tx.sessions().get("alice")).expect("read");
     assert_eq!(seen.map(|x| x.actions_used), Some(1));
 }
 
@@ -253,7 +242,7 @@ fn concurrent_use_action_never_overspends() {
     let now_s = i64::try_from(store.clock().now_ms() / 1000).expect("now");
     store
         .sessions()
-        .store_session("alice", &session(now_s + 24 * 3600, MAX))
+        .put("alice", &session(now_s + 24 * 3600, MAX))
         .expect("store");
 
     let granted = Arc::new(AtomicUsize::new(0));
@@ -285,10 +274,6 @@ fn concurrent_use_action_never_overspends() {
         exhausted.load(Ordering::SeqCst),
         THREADS * ATTEMPTS - MAX as usize
     );
-    let last = store
-        .sessions()
-        .get_session("alice")
-        .expect("get")
-        .expect("live");
+    let last = store.sessions().get("alice").expect("get").expect("live");
     assert_eq!(last.actions_used, MAX);
 }

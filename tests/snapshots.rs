@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use edgestate::{Error, ExecutionSnapshot, ExecutionState, ManualClock, Store};
+use edgestate::{Error, ExecutionSnapshot, ExecutionState, ManualClock, Store, Table};
 use serde_json::json;
 
 const T0_MS: u64 = 1_700_000_000_000;
@@ -38,21 +38,19 @@ fn rich(exec: &str, tenant: &str, seq: u64) -> ExecutionSnapshot {
     s
 }
 
-fn records(store: &Store, table: &str) -> u64 {
-    store.stats().expect("stats").records(table).expect("table")
+fn records(store: &Store, table: Table) -> u64 {
+    store.stats().expect("stats").records(table)
 }
 
 #[test]
 fn save_and_load_round_trip_with_json_values() {
     let (store, _) = store();
     let s = store.snapshots();
-    assert_eq!(s.load("exec-1").expect("load"), None);
+    assert_eq!(s.get("exec-1").expect("load"), None);
     let original = rich("exec-1", "acme", 3);
-    assert_eq!(s.save(&original).expect("save"), 1);
-    assert_eq!(s.load("exec-1").expect("load"), Some(original.clone()));
-    let read = store
-        .read(|tx| tx.snapshots().load("exec-1"))
-        .expect("read");
+    assert_eq!(s.put(&original).expect("save"), 1);
+    assert_eq!(s.get("exec-1").expect("load"), Some(original.clone()));
+    let read = store.read(|tx| tx.snapshots().get("exec-1")).expect("read");
     assert_eq!(read, Some(original));
 }
 
@@ -63,24 +61,24 @@ fn snapshots_survive_a_reopen() {
     let original = rich("exec-1", "acme", 3);
     {
         let store = Store::open(&path).expect("open");
-        store.snapshots().save(&original).expect("save");
+        store.snapshots().put(&original).expect("save");
         store
-            .snapshots()
-            .set_memory("exec-1", "k", b"v", None)
+            .memory()
+            .put("exec-1", "k", b"v", None)
             .expect("memory");
         store.close().expect("close");
     }
     let store = Store::open(&path).expect("reopen");
     assert_eq!(
-        store.snapshots().load("exec-1").expect("load"),
+        store.snapshots().get("exec-1").expect("load"),
         Some(original)
     );
     assert_eq!(
-        store.snapshots().list_by_tenant("acme", 10).expect("list"),
+        store.snapshots().list_up_to("acme", 10).expect("list"),
         vec!["exec-1"]
     );
     assert_eq!(
-        store.snapshots().get_memory("exec-1", "k").expect("get"),
+        store.memory().get("exec-1", "k").expect("get"),
         Some(b"v".to_vec())
     );
 }
@@ -90,11 +88,11 @@ fn a_stale_save_is_refused_and_writes_nothing() {
     let (store, _) = store();
     let s = store.snapshots();
     let newer = rich("exec-1", "acme", 10);
-    s.save(&newer).expect("save");
+    s.put(&newer).expect("save");
     // Older, and under another tenant: neither the record nor the index may move.
     let mut older = snap("exec-1", "other", 9);
     older.state = ExecutionState::FAILED;
-    match s.save(&older) {
+    match s.put(&older) {
         Err(Error::StaleSnapshot {
             key,
             stored,
@@ -105,14 +103,14 @@ fn a_stale_save_is_refused_and_writes_nothing() {
         }
         other => panic!("expected StaleSnapshot, got {other:?}"),
     }
-    assert_eq!(s.load("exec-1").expect("load"), Some(newer));
-    assert_eq!(s.list_by_tenant("acme", 10).expect("list"), vec!["exec-1"]);
-    assert!(s.list_by_tenant("other", 10).expect("list").is_empty());
+    assert_eq!(s.get("exec-1").expect("load"), Some(newer));
+    assert_eq!(s.list_up_to("acme", 10).expect("list"), vec!["exec-1"]);
+    assert!(s.list_up_to("other", 10).expect("list").is_empty());
 
     // Also inside a larger transaction: the error rolls back everything with it.
     let outcome = store.write(|tx| {
         tx.kv().put("audit", "tried", b"1", None)?;
-        tx.snapshots().save(&older)?;
+        tx.snapshots().put(&older)?;
         Ok::<_, Error>(())
     });
     assert!(matches!(outcome, Err(Error::StaleSnapshot { .. })));
@@ -123,16 +121,16 @@ fn a_stale_save_is_refused_and_writes_nothing() {
 fn an_equal_sequence_is_an_idempotent_resave_and_a_higher_one_replaces() {
     let (store, _) = store();
     let s = store.snapshots();
-    s.save(&snap("exec-1", "acme", 5)).expect("save");
-    assert_eq!(s.save(&snap("exec-1", "acme", 5)).expect("resave"), 2);
+    s.put(&snap("exec-1", "acme", 5)).expect("save");
+    assert_eq!(s.put(&snap("exec-1", "acme", 5)).expect("resave"), 2);
     let mut later = snap("exec-1", "acme", 6);
     later.state = ExecutionState::COMPLETED;
-    s.save(&later).expect("save");
+    s.put(&later).expect("save");
     assert_eq!(
-        s.load("exec-1").expect("load").map(|x| x.state),
+        s.get("exec-1").expect("load").map(|x| x.state),
         Some(ExecutionState::COMPLETED)
     );
-    assert_eq!(s.list_by_tenant("acme", 10).expect("list"), vec!["exec-1"]);
+    assert_eq!(s.list_up_to("acme", 10).expect("list"), vec!["exec-1"]);
 }
 
 #[test]
@@ -140,7 +138,7 @@ fn freshness() {
     let (store, _) = store();
     let s = store.snapshots();
     assert_eq!(s.is_fresh("exec-1", 0).expect("fresh"), None);
-    s.save(&snap("exec-1", "acme", 10)).expect("save");
+    s.put(&snap("exec-1", "acme", 10)).expect("save");
     assert_eq!(s.is_fresh("exec-1", 5).expect("fresh"), Some(true));
     assert_eq!(s.is_fresh("exec-1", 10).expect("fresh"), Some(true));
     assert_eq!(s.is_fresh("exec-1", 11).expect("fresh"), Some(false));
@@ -153,134 +151,119 @@ fn tenant_listing_uses_the_index_with_a_limit() {
     let (store, _) = store();
     let s = store.snapshots();
     for i in [3, 1, 4, 0, 2] {
-        s.save(&snap(&format!("exec-{i}"), "acme", 1))
-            .expect("save");
+        s.put(&snap(&format!("exec-{i}"), "acme", 1)).expect("save");
     }
-    s.save(&snap("exec-9", "globex", 1)).expect("save");
+    s.put(&snap("exec-9", "globex", 1)).expect("save");
     // A tenant whose name is a prefix of another's is its own tenant.
-    s.save(&snap("exec-8", "acm", 1)).expect("save");
+    s.put(&snap("exec-8", "acm", 1)).expect("save");
     assert_eq!(
-        s.list_by_tenant("acme", 3).expect("list"),
+        s.list_up_to("acme", 3).expect("list"),
         vec!["exec-0", "exec-1", "exec-2"]
     );
-    assert_eq!(s.list_by_tenant("acme", 100).expect("list").len(), 5);
-    assert!(s.list_by_tenant("acme", 0).expect("list").is_empty());
-    assert_eq!(
-        s.list_by_tenant("globex", 10).expect("list"),
-        vec!["exec-9"]
-    );
-    assert_eq!(s.list_by_tenant("acm", 10).expect("list"), vec!["exec-8"]);
-    assert!(s.list_by_tenant("initech", 10).expect("list").is_empty());
+    assert_eq!(s.list_up_to("acme", 100).expect("list").len(), 5);
+    assert!(s.list_up_to("acme", 0).expect("list").is_empty());
+    assert_eq!(s.list_up_to("globex", 10).expect("list"), vec!["exec-9"]);
+    assert_eq!(s.list_up_to("acm", 10).expect("list"), vec!["exec-8"]);
+    assert!(s.list_up_to("initech", 10).expect("list").is_empty());
 }
 
 #[test]
 fn a_snapshot_that_changes_tenant_moves_in_the_index() {
     let (store, _) = store();
     let s = store.snapshots();
-    s.save(&snap("exec-1", "acme", 1)).expect("save");
-    s.save(&snap("exec-2", "acme", 1)).expect("save");
-    s.save(&snap("exec-1", "globex", 2)).expect("move");
-    assert_eq!(s.list_by_tenant("acme", 10).expect("list"), vec!["exec-2"]);
-    assert_eq!(
-        s.list_by_tenant("globex", 10).expect("list"),
-        vec!["exec-1"]
-    );
+    s.put(&snap("exec-1", "acme", 1)).expect("save");
+    s.put(&snap("exec-2", "acme", 1)).expect("save");
+    s.put(&snap("exec-1", "globex", 2)).expect("move");
+    assert_eq!(s.list_up_to("acme", 10).expect("list"), vec!["exec-2"]);
+    assert_eq!(s.list_up_to("globex", 10).expect("list"), vec!["exec-1"]);
 }
 
 #[test]
 fn delete_removes_the_snapshot_and_its_index_entry() {
     let (store, _) = store();
     let s = store.snapshots();
-    s.save(&snap("exec-1", "acme", 1)).expect("save");
-    s.save(&snap("exec-2", "acme", 1)).expect("save");
+    s.put(&snap("exec-1", "acme", 1)).expect("save");
+    s.put(&snap("exec-2", "acme", 1)).expect("save");
     assert!(s.delete("exec-1").expect("delete"));
     assert!(!s.delete("exec-1").expect("delete again"));
-    assert_eq!(s.load("exec-1").expect("load"), None);
-    assert_eq!(s.list_by_tenant("acme", 10).expect("list"), vec!["exec-2"]);
+    assert_eq!(s.get("exec-1").expect("load"), None);
+    assert_eq!(s.list_up_to("acme", 10).expect("list"), vec!["exec-2"]);
     // A deleted execution starts over: any sequence is accepted again.
-    s.save(&snap("exec-1", "acme", 0))
+    s.put(&snap("exec-1", "acme", 0))
         .expect("save after delete");
 }
 
 #[test]
 fn working_memory_set_get_list_delete() {
     let (store, _) = store();
-    let s = store.snapshots();
-    assert_eq!(s.set_memory("exec-1", "b", b"2", None).expect("set"), 1);
-    s.set_memory("exec-1", "a", b"1", None).expect("set");
-    assert_eq!(s.set_memory("exec-1", "a", b"1'", None).expect("set"), 2);
+    let m = store.memory();
+    assert_eq!(m.put("exec-1", "b", b"2", None).expect("set"), 1);
+    m.put("exec-1", "a", b"1", None).expect("set");
+    assert_eq!(m.put("exec-1", "a", b"1'", None).expect("set"), 2);
     // Execution ids that share a prefix stay apart.
-    s.set_memory("exec-10", "a", b"other", None).expect("set");
-    assert_eq!(
-        s.get_memory("exec-1", "a").expect("get"),
-        Some(b"1'".to_vec())
-    );
-    assert_eq!(s.get_memory("exec-1", "zzz").expect("get"), None);
-    assert_eq!(s.list_memory("exec-1").expect("list"), vec!["a", "b"]);
-    assert_eq!(s.list_memory("exec-10").expect("list"), vec!["a"]);
-    assert!(s.delete_memory("exec-1", "a").expect("delete"));
-    assert!(!s.delete_memory("exec-1", "a").expect("delete again"));
-    assert_eq!(s.list_memory("exec-1").expect("list"), vec!["b"]);
+    m.put("exec-10", "a", b"other", None).expect("set");
+    assert_eq!(m.get("exec-1", "a").expect("get"), Some(b"1'".to_vec()));
+    assert_eq!(m.get("exec-1", "zzz").expect("get"), None);
+    assert_eq!(m.list("exec-1").expect("list"), vec!["a", "b"]);
+    assert_eq!(m.list("exec-10").expect("list"), vec!["a"]);
+    assert!(m.delete("exec-1", "a").expect("delete"));
+    assert!(!m.delete("exec-1", "a").expect("delete again"));
+    assert_eq!(m.list("exec-1").expect("list"), vec!["b"]);
     let empty: &[u8] = b"";
-    s.set_memory("exec-1", "empty", empty, None).expect("set");
-    assert_eq!(
-        s.get_memory("exec-1", "empty").expect("get"),
-        Some(Vec::new())
-    );
+    m.put("exec-1", "empty", empty, None).expect("set");
+    assert_eq!(m.get("exec-1", "empty").expect("get"), Some(Vec::new()));
 }
 
 #[test]
 fn working_memory_ttl_expires_before_any_sweep() {
     let (store, clock) = store();
-    let s = store.snapshots();
-    s.set_memory("exec-1", "short", b"x", Some(Duration::from_secs(5)))
+    let m = store.memory();
+    m.put("exec-1", "short", b"x", Some(Duration::from_secs(5)))
         .expect("set");
-    s.set_memory("exec-1", "long", b"y", None).expect("set");
+    m.put("exec-1", "long", b"y", None).expect("set");
     clock.advance(Duration::from_secs(5));
-    assert_eq!(s.get_memory("exec-1", "short").expect("get"), None);
-    assert_eq!(s.list_memory("exec-1").expect("list"), vec!["long"]);
-    assert_eq!(records(&store, "edgestate.working_memory"), 2);
+    assert_eq!(m.get("exec-1", "short").expect("get"), None);
+    assert_eq!(m.list("exec-1").expect("list"), vec!["long"]);
+    assert_eq!(records(&store, Table::WorkingMemory), 2);
     assert_eq!(store.sweep_all_expired(10).expect("sweep"), 1);
-    assert_eq!(records(&store, "edgestate.working_memory"), 1);
-    assert_eq!(records(&store, "edgestate.expiry"), 0);
+    assert_eq!(records(&store, Table::WorkingMemory), 1);
+    assert_eq!(records(&store, Table::Expiry), 0);
 }
 
 #[test]
 fn delete_execution_state_removes_everything_of_that_execution_only() {
     let (store, clock) = store();
     let s = store.snapshots();
-    s.save(&rich("exec-1", "acme", 4)).expect("save");
-    s.save(&snap("exec-2", "acme", 4)).expect("save");
-    s.set_memory("exec-1", "plain", b"1", None).expect("set");
-    s.set_memory("exec-1", "ttl-a", b"2", Some(Duration::from_secs(60)))
+    let m = store.memory();
+    s.put(&rich("exec-1", "acme", 4)).expect("save");
+    s.put(&snap("exec-2", "acme", 4)).expect("save");
+    m.put("exec-1", "plain", b"1", None).expect("set");
+    m.put("exec-1", "ttl-a", b"2", Some(Duration::from_secs(60)))
         .expect("set");
-    s.set_memory("exec-1", "ttl-b", b"3", Some(Duration::from_secs(5)))
+    m.put("exec-1", "ttl-b", b"3", Some(Duration::from_secs(5)))
         .expect("set");
-    s.set_memory("exec-2", "ttl", b"4", Some(Duration::from_secs(60)))
+    m.put("exec-2", "ttl", b"4", Some(Duration::from_secs(60)))
         .expect("set");
     // One of exec-1's keys is expired but not swept: it must go too, expiry entry and all.
     clock.advance(Duration::from_secs(5));
-    assert_eq!(records(&store, "edgestate.working_memory"), 4);
-    assert_eq!(records(&store, "edgestate.expiry"), 3);
+    assert_eq!(records(&store, Table::WorkingMemory), 4);
+    assert_eq!(records(&store, Table::Expiry), 3);
 
-    let cleanup = s.delete_execution_state("exec-1").expect("cleanup");
+    let cleanup = s.delete_with_memory("exec-1").expect("cleanup");
     assert!(cleanup.snapshot_removed);
     assert_eq!(cleanup.memory_keys_removed, 2);
 
-    assert_eq!(records(&store, "edgestate.working_memory"), 1);
-    assert_eq!(records(&store, "edgestate.expiry"), 1);
-    assert_eq!(records(&store, "edgestate.snapshots"), 1);
-    assert_eq!(s.load("exec-1").expect("load"), None);
-    assert!(s.list_memory("exec-1").expect("list").is_empty());
-    assert_eq!(s.list_by_tenant("acme", 10).expect("list"), vec!["exec-2"]);
-    assert_eq!(
-        s.get_memory("exec-2", "ttl").expect("get"),
-        Some(b"4".to_vec())
-    );
+    assert_eq!(records(&store, Table::WorkingMemory), 1);
+    assert_eq!(records(&store, Table::Expiry), 1);
+    assert_eq!(records(&store, Table::Snapshots), 1);
+    assert_eq!(s.get("exec-1").expect("load"), None);
+    assert!(m.list("exec-1").expect("list").is_empty());
+    assert_eq!(s.list_up_to("acme", 10).expect("list"), vec!["exec-2"]);
+    assert_eq!(m.get("exec-2", "ttl").expect("get"), Some(b"4".to_vec()));
     // Nothing is left for a sweep to trip over.
     assert_eq!(store.sweep_all_expired(10).expect("sweep"), 0);
 
-    let nothing = s.delete_execution_state("exec-1").expect("again");
+    let nothing = s.delete_with_memory("exec-1").expect("again");
     assert!(!nothing.snapshot_removed);
     assert_eq!(nothing.memory_keys_removed, 0);
 }
@@ -289,40 +272,42 @@ fn delete_execution_state_removes_everything_of_that_execution_only() {
 fn delete_execution_state_without_a_snapshot_still_clears_memory() {
     let (store, _) = store();
     let s = store.snapshots();
-    s.set_memory("exec-1", "k", b"v", Some(Duration::from_secs(60)))
+    let m = store.memory();
+    m.put("exec-1", "k", b"v", Some(Duration::from_secs(60)))
         .expect("set");
-    let cleanup = s.delete_execution_state("exec-1").expect("cleanup");
+    let cleanup = s.delete_with_memory("exec-1").expect("cleanup");
     assert!(!cleanup.snapshot_removed);
     assert_eq!(cleanup.memory_keys_removed, 1);
-    assert_eq!(records(&store, "edgestate.expiry"), 0);
+    assert_eq!(records(&store, Table::Expiry), 0);
 }
 
 #[test]
 fn bad_ids_are_refused_and_nothing_is_written() {
     let (store, _) = store();
     let s = store.snapshots();
+    let m = store.memory();
     assert!(matches!(
-        s.save(&snap("", "acme", 1)),
+        s.put(&snap("", "acme", 1)),
         Err(Error::InvalidInput { field, .. }) if field == "execution_id"
     ));
     assert!(matches!(
-        s.save(&snap("exec-1", "", 1)),
+        s.put(&snap("exec-1", "", 1)),
         Err(Error::InvalidInput { field, .. }) if field == "tenant_id"
     ));
     assert!(matches!(
-        s.set_memory("exec-1", "", b"v", None),
+        m.put("exec-1", "", b"v", None),
         Err(Error::InvalidInput { field, .. }) if field == "key"
     ));
     assert!(matches!(
-        s.list_by_tenant("", 1),
+        s.list_up_to("", 1),
         Err(Error::InvalidInput { .. })
     ));
     assert!(matches!(
-        s.delete_execution_state(""),
+        s.delete_with_memory(""),
         Err(Error::InvalidInput { .. })
     ));
-    assert_eq!(records(&store, "edgestate.snapshots"), 0);
-    assert_eq!(records(&store, "edgestate.working_memory"), 0);
+    assert_eq!(records(&store, Table::Snapshots), 0);
+    assert_eq!(records(&store, Table::WorkingMemory), 0);
 }
 
 #[test]

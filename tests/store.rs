@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use edgestate::{Durability, Error, ManualClock, Store, SCHEMA_VERSION};
+use edgestate::{Durability, Error, ManualClock, Store, Table, SCHEMA_VERSION};
 
 fn assert_send_sync_clone<T: Send + Sync + Clone + 'static>() {}
 
@@ -164,10 +164,11 @@ fn stats_count_records_and_report_the_file() {
         .unwrap();
     let st = s.stats().unwrap();
     assert_eq!(st.schema_version, SCHEMA_VERSION);
-    assert_eq!(st.records("edgestate.kv"), Some(2));
-    assert_eq!(st.records("edgestate.expiry"), Some(1));
+    assert_eq!(st.records(Table::Kv), 2);
+    assert_eq!(st.records(Table::Expiry), 1);
     assert!(st.file_size_bytes > 0);
-    assert_eq!(st.records("no.such.table"), None);
+    assert_eq!(Table::from_name("no.such.table"), None);
+    assert_eq!(Table::from_name("edgestate.kv"), Some(Table::Kv));
 }
 
 #[test]
@@ -190,7 +191,7 @@ fn compact_and_check_integrity_work_with_clones_and_live_readers() {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 if t == 0 {
-                    assert_eq!(s.kv().list_prefix("ns", "k1999", 10).unwrap().len(), 1);
+                    assert_eq!(s.kv().list_up_to("ns", "k1999", 10).unwrap().len(), 1);
                 } else {
                     s.kv()
                         .put("w", &format!("k{}", n % 50), b"v", None)
@@ -209,7 +210,7 @@ fn compact_and_check_integrity_work_with_clones_and_live_readers() {
     for w in workers {
         assert!(w.join().unwrap() > 0);
     }
-    assert_eq!(s.kv().list_prefix("ns", "", 10_000).unwrap().len(), 500);
+    assert_eq!(s.kv().list_up_to("ns", "", 10_000).unwrap().len(), 500);
     assert!(s.check_integrity().unwrap());
 }
 

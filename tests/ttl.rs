@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use edgestate::{Error, ManualClock, Store};
+use edgestate::{Error, ManualClock, Store, Table};
 
 const T0: u64 = 1_700_000_000_000;
 
@@ -16,10 +16,7 @@ fn store_with_clock() -> (Store, ManualClock) {
 
 fn counts(s: &Store) -> (u64, u64) {
     let st = s.stats().unwrap();
-    (
-        st.records("edgestate.kv").unwrap(),
-        st.records("edgestate.expiry").unwrap(),
-    )
+    (st.records(Table::Kv), st.records(Table::Expiry))
 }
 
 #[test]
@@ -38,7 +35,7 @@ fn visible_before_invisible_at_and_after_expiry() {
         "invisible at the expiry instant"
     );
     assert!(s.kv().get_many("ns", &["k"]).unwrap()[0].is_none());
-    assert!(s.kv().list_prefix("ns", "", 10).unwrap().is_empty());
+    assert!(s.kv().list_up_to("ns", "", 10).unwrap().is_empty());
     clock.advance(Duration::from_secs(3600));
     assert!(s.kv().get("ns", "k").unwrap().is_none());
     // Still physically there until a sweep.
@@ -134,12 +131,9 @@ fn sweeping_100k_expired_records_leaves_none_and_touches_no_live_record() {
     let rest = s.sweep_all_expired(5_000).unwrap();
     assert_eq!(rest, 99_000);
     assert_eq!(counts(&s), (2_000, 1_000));
-    assert_eq!(s.kv().list_prefix("live", "", 10_000).unwrap().len(), 1_000);
-    assert_eq!(
-        s.kv().list_prefix("later", "", 10_000).unwrap().len(),
-        1_000
-    );
-    assert!(s.kv().list_prefix("exp", "", 10).unwrap().is_empty());
+    assert_eq!(s.kv().list_up_to("live", "", 10_000).unwrap().len(), 1_000);
+    assert_eq!(s.kv().list_up_to("later", "", 10_000).unwrap().len(), 1_000);
+    assert!(s.kv().list_up_to("exp", "", 10).unwrap().is_empty());
     assert_eq!(s.sweep_all_expired(1_000).unwrap(), 0);
 }
 

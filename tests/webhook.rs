@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use edgestate::{Error, PaymentWebhook, Store, WebhookOutcome};
+use edgestate::{Error, PaymentWebhook, Store, Table, WebhookOutcome};
 
 fn hook(txn: &str, fingerprint: &str, amount: u64) -> PaymentWebhook {
     PaymentWebhook {
@@ -21,7 +21,7 @@ fn hook(txn: &str, fingerprint: &str, amount: u64) -> PaymentWebhook {
 
 /// Everything the webhook can touch, for before/after comparisons.
 fn fingerprint_of_state(s: &Store, user: &str) -> (Option<u64>, usize, bool, Vec<u64>) {
-    let ctx = s.contexts().fetch(user).unwrap();
+    let ctx = s.contexts().get(user).unwrap();
     let pending = s.pending().list(user).unwrap();
     let stats = s.stats().unwrap();
     let counts = [
@@ -31,12 +31,12 @@ fn fingerprint_of_state(s: &Store, user: &str) -> (Option<u64>, usize, bool, Vec
         "edgestate.expiry",
     ]
     .iter()
-    .map(|t| stats.records(t).unwrap())
+    .map(|t| stats.records(Table::from_name(t).unwrap()))
     .collect();
     (
         ctx.map(|c| c.version),
         pending.len(),
-        s.dedup().is_processed("t1").unwrap(),
+        s.dedup().contains("t1").unwrap(),
         counts,
     )
 }
@@ -44,7 +44,7 @@ fn fingerprint_of_state(s: &Store, user: &str) -> (Option<u64>, usize, bool, Vec
 #[test]
 fn processes_once_and_replays_change_nothing() {
     let s = Store::temporary().unwrap();
-    s.cards().link("fp", "alice", "4242").unwrap();
+    s.cards().put("fp", "alice", "4242").unwrap();
     let first = s.process_webhook(&hook("t1", "fp", 1250)).unwrap();
     let WebhookOutcome::Processed {
         user,
@@ -69,7 +69,7 @@ fn processes_once_and_replays_change_nothing() {
         }
     }
     assert_eq!(fingerprint_of_state(&s, "alice"), after_first);
-    let ctx = s.contexts().fetch("alice").unwrap().unwrap();
+    let ctx = s.contexts().get("alice").unwrap().unwrap();
     assert_eq!(ctx.recent_events.len(), 1);
     assert!(ctx.recent_events[0].summary.contains("t1"));
     let pending = s.pending().list("alice").unwrap();
@@ -86,7 +86,7 @@ fn unknown_card_writes_nothing_and_a_retry_after_linking_is_processed() {
         WebhookOutcome::UnknownCard
     );
     assert_eq!(fingerprint_of_state(&s, "alice"), before);
-    s.cards().link("fp", "alice", "4242").unwrap();
+    s.cards().put("fp", "alice", "4242").unwrap();
     assert!(s
         .process_webhook(&hook("t1", "fp", 10))
         .unwrap()
@@ -97,7 +97,7 @@ fn unknown_card_writes_nothing_and_a_retry_after_linking_is_processed() {
 fn a_failing_step_leaves_no_partial_write() {
     // Pending capacity 0 makes step 3 (append capture) fail after step 2 claimed the id.
     let s = Store::builder().pending_capacity(0).in_memory().unwrap();
-    s.cards().link("fp", "alice", "4242").unwrap();
+    s.cards().put("fp", "alice", "4242").unwrap();
     let before = fingerprint_of_state(&s, "alice");
     let err = s.process_webhook(&hook("t1", "fp", 10)).unwrap_err();
     assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
@@ -109,7 +109,7 @@ fn a_failing_step_leaves_no_partial_write() {
 
     // An error raised by the caller after the whole webhook applied rolls all of it back.
     let s = Store::in_memory().unwrap();
-    s.cards().link("fp", "alice", "4242").unwrap();
+    s.cards().put("fp", "alice", "4242").unwrap();
     let before = fingerprint_of_state(&s, "alice");
     let r: Result<(), Error> = s.write(|tx| {
         assert!(tx.process_webhook(&hook("t1", "fp", 10))?.is_processed());
@@ -135,7 +135,7 @@ fn concurrent_deliveries_apply_each_webhook_exactly_once() {
     let s = Store::temporary().unwrap();
     for u in 0..4 {
         s.cards()
-            .link(&format!("fp{u}"), &format!("user{u}"), "4242")
+            .put(&format!("fp{u}"), &format!("user{u}"), "4242")
             .unwrap();
     }
     let s = Arc::new(s);
@@ -159,11 +159,11 @@ fn concurrent_deliveries_apply_each_webhook_exactly_once() {
     let total: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
     assert_eq!(total, 40);
     for u in 0..4 {
-        let ctx = s.contexts().fetch(&format!("user{u}")).unwrap().unwrap();
+        let ctx = s.contexts().get(&format!("user{u}")).unwrap().unwrap();
         assert_eq!(ctx.version, 10, "one context write per processed webhook");
         assert_eq!(s.pending().list(&format!("user{u}")).unwrap().len(), 10);
     }
-    assert_eq!(s.stats().unwrap().records("edgestate.dedup"), Some(40));
+    assert_eq!(s.stats().unwrap().records(Table::Dedup), 40);
 }
 
 #[test]
@@ -173,7 +173,7 @@ fn ring_buffer_stays_bounded_under_a_stream_of_webhooks() {
         .max_recent_events(2)
         .in_memory()
         .unwrap();
-    s.cards().link("fp", "alice", "4242").unwrap();
+    s.cards().put("fp", "alice", "4242").unwrap();
     for n in 0..10 {
         s.process_webhook(&hook(&format!("t{n}"), "fp", n)).unwrap();
     }
@@ -182,7 +182,7 @@ fn ring_buffer_stays_bounded_under_a_stream_of_webhooks() {
         pending.iter().map(|e| e.seq).collect::<Vec<_>>(),
         vec![10, 9, 8]
     );
-    let ctx = s.contexts().fetch("alice").unwrap().unwrap();
+    let ctx = s.contexts().get("alice").unwrap().unwrap();
     assert_eq!(ctx.recent_events.len(), 2);
     assert_eq!(ctx.version, 10);
 }

@@ -96,7 +96,7 @@ pub trait StateStore {
     fn context_push(&self, context: UserContext) -> Result<(), StateError>;
     /// The contexts that exist among `user_pubkeys`, in order, from one snapshot.
     /// Missing users are skipped, as in the seed; use
-    /// [`Contexts::fetch_many`](crate::tables::contexts::Contexts::fetch_many) to learn
+    /// [`Contexts::get_many`](crate::tables::contexts::Contexts::get_many) to learn
     /// which.
     fn context_batch_fetch(&self, user_pubkeys: &[String]) -> Result<Vec<UserContext>, StateError>;
     /// Sets one field by dotted path (`"preferences.auto_stake"`), bumping the version.

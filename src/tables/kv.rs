@@ -150,15 +150,6 @@ impl<A: Access> Kv<'_, A> {
         })
     }
 
-    /// The first `limit` live records whose key starts with `prefix`.
-    ///
-    /// # Errors
-    /// As [`list`](Self::list).
-    #[deprecated(since = "0.2.0", note = "use `list` (all) or `list_up_to` (bounded)")]
-    pub fn list_prefix(&self, ns: &str, prefix: &str, limit: usize) -> Result<Vec<KvEntry>> {
-        self.list_up_to(ns, prefix, limit)
-    }
-
     /// Reads a value stored by [`put_value`](Self::put_value) or
     /// [`put_json`](Self::put_json).
     ///

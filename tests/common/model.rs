@@ -146,7 +146,7 @@ pub fn dump_store(store: &Store) -> Result<Dump, Error> {
     let mut d = store.read(|tx| {
         let mut d = Dump::new();
         for ns in NAMESPACES.iter().chain(std::iter::once(&PROBE_NS)) {
-            for e in tx.kv().list_prefix(ns, "", usize::MAX)? {
+            for e in tx.kv().list(ns, "")? {
                 d.insert(
                     format!("kv/{ns}/{}", e.key),
                     describe(e.version, e.expires_at_ms, &e.value),
@@ -159,7 +159,9 @@ pub fn dump_store(store: &Store) -> Result<Dump, Error> {
     for table in ["edgestate.kv", "edgestate.expiry"] {
         d.insert(
             format!("rows/{table}"),
-            stats.records(table).unwrap_or(0).to_string(),
+            edgestate::Table::from_name(table)
+                .map_or(0, |t| stats.records(t))
+                .to_string(),
         );
     }
     Ok(d)

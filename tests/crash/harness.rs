@@ -7,7 +7,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use edgestate::{ManualClock, Store};
+use edgestate::{ManualClock, Store, Table};
 
 use crate::child::{parse, Event, Mode, CHILD_ENV};
 use crate::invariants;
@@ -378,11 +378,11 @@ impl Harness {
         let expiring = render::expiring(physical) as usize;
         let removed = store.sweep_all_expired(64).unwrap();
         let stats = store.stats().unwrap();
-        if removed != expiring || stats.records("edgestate.expiry") != Some(0) {
+        if removed != expiring || stats.records(Table::Expiry) != 0 {
             self.violation(format!(
                 "far-future sweep removed {removed} of {expiring} expiring records, \
                  {:?} index entries left",
-                stats.records("edgestate.expiry")
+                stats.records(Table::Expiry)
             ));
         }
         store.close().unwrap();

@@ -85,17 +85,17 @@ pub fn check(physical: &Dump, live: &Dump, now: u64) -> Vec<String> {
         let hits = ctx
             .recent_events
             .iter()
-            .filter(|e| txn_of(e) == Some(&claim.txn_id) && e.timestamp == claim.processed_at)
+            .filter(|e| txn_of(e) == Some(&claim.txn_id) && e.timestamp_s == claim.processed_at_s)
             .count();
         let pushed_out = ctx.recent_events.len() == MAX_RECENT_EVENTS
             && ctx
                 .recent_events
                 .last()
-                .is_some_and(|e| e.timestamp >= claim.processed_at);
+                .is_some_and(|e| e.timestamp_s >= claim.processed_at_s);
         if hits > 1 || (hits == 0 && !pushed_out) {
             bad.push(format!(
                 "claim {} of {} at {}s shows {hits} time(s) in its context's events",
-                claim.txn_id, claim.user_pubkey, claim.processed_at
+                claim.txn_id, claim.user_pubkey, claim.processed_at_s
             ));
         }
     }
@@ -105,17 +105,17 @@ pub fn check(physical: &Dump, live: &Dump, now: u64) -> Vec<String> {
         for e in &ctx.recent_events {
             let Some(txn) = txn_of(e) else { continue };
             let claimed = physical.claims.iter().any(|c| {
-                c.txn_id == txn && c.user_pubkey == ctx.pubkey && c.processed_at == e.timestamp
+                c.txn_id == txn && c.user_pubkey == ctx.pubkey && c.processed_at_s == e.timestamp_s
             });
-            let claim_could_expire = e.timestamp as u64 * 1000 + DEDUP_TTL_MS <= now;
+            let claim_could_expire = e.timestamp_s as u64 * 1000 + DEDUP_TTL_MS <= now;
             if !claimed && !claim_could_expire {
                 bad.push(format!(
                     "{}'s event for {txn} at {}s has no claim",
-                    ctx.pubkey, e.timestamp
+                    ctx.pubkey, e.timestamp_s
                 ));
             }
-            if let Some(other) = seen.insert(txn, e.timestamp) {
-                if (other - e.timestamp).unsigned_abs() * 1000 + 1000 < DEDUP_TTL_MS {
+            if let Some(other) = seen.insert(txn, e.timestamp_s) {
+                if (other - e.timestamp_s).unsigned_abs() * 1000 + 1000 < DEDUP_TTL_MS {
                     bad.push(format!(
                         "{} was processed twice for {} within the dedup TTL",
                         txn, ctx.pubkey
@@ -130,7 +130,9 @@ pub fn check(physical: &Dump, live: &Dump, now: u64) -> Vec<String> {
         for e in entries {
             let txn = e.capture.proof_data.as_deref().unwrap_or("?");
             let claimed = live.claims.iter().any(|c| {
-                c.txn_id == txn && &c.user_pubkey == user && c.processed_at == e.capture.created_at
+                c.txn_id == txn
+                    && &c.user_pubkey == user
+                    && c.processed_at_s == e.capture.created_at_s
             });
             if !claimed {
                 bad.push(format!(
@@ -229,7 +231,14 @@ pub fn check_counts(
         ),
     ];
     want.iter()
-        .filter(|(table, n)| stats.records(table) != Some(*n))
-        .map(|(table, n)| format!("{table} holds {:?} records, want {n}", stats.records(table)))
+        .map(|(table, n)| {
+            (
+                table,
+                n,
+                edgestate::Table::from_name(table).map(|t| stats.records(t)),
+            )
+        })
+        .filter(|(_, n, found)| *found != Some(**n))
+        .map(|(table, n, found)| format!("{table} holds {found:?} records, want {n}"))
         .collect()
 }

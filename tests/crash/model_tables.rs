@@ -73,7 +73,7 @@ impl Tables {
 
     fn rewrite_context(&mut self, mut ctx: UserContext, now: u64) {
         ctx.version += 1;
-        ctx.updated_at = seconds(now);
+        ctx.updated_at_s = seconds(now);
         self.contexts.insert(ctx.pubkey.clone(), ctx);
     }
 
@@ -124,7 +124,7 @@ impl Tables {
                     txn_id: id.clone(),
                     user_pubkey: user.clone(),
                     amount: amount_cents,
-                    processed_at: now_s,
+                    processed_at_s: now_s,
                 },
                 now + DEDUP_TTL_MS,
             ),
@@ -140,8 +140,8 @@ impl Tables {
                 proof_data: Some(id.clone()),
                 proof_type: Some("receipt".to_owned()),
                 location: None,
-                created_at: now_s,
-                expires_at: now_s + (PENDING_TTL_MS / 1000) as i64,
+                created_at_s: now_s,
+                expires_at_s: now_s + (PENDING_TTL_MS / 1000) as i64,
             },
             now,
         );
@@ -150,7 +150,7 @@ impl Tables {
             &user,
             ContextEvent {
                 event_type: CAPTURE_EVENT_TYPE.to_owned(),
-                timestamp: now_s,
+                timestamp_s: now_s,
                 summary: format!("{amount_cents} cents at {shown} (txn {id})"),
                 amount: Some(amount_cents),
             },
@@ -180,7 +180,7 @@ impl Tables {
                         fingerprint: (*fingerprint).to_owned(),
                         user_pubkey: (*user).to_owned(),
                         card_last4: (*last4).to_owned(),
-                        linked_at: now_s,
+                        linked_at_s: now_s,
                     },
                 );
             }
@@ -220,7 +220,7 @@ impl Tables {
                 max_actions,
             } => {
                 let data = session_data(user, op_index, *lifetime_s, *max_actions, now);
-                let own_ms = data.expires_at as u64 * 1000;
+                let own_ms = data.expires_at_s as u64 * 1000;
                 let expiry = own_ms.min(now + SESSION_TTL_MS);
                 self.sessions.insert((*user).to_owned(), (data, expiry));
             }
@@ -293,7 +293,7 @@ impl Tables {
 pub fn note(op_index: u64, now: u64) -> ContextEvent {
     ContextEvent {
         event_type: "note".to_owned(),
-        timestamp: seconds(now),
+        timestamp_s: seconds(now),
         summary: format!("note of op {op_index}"),
         amount: None,
     }
@@ -311,8 +311,8 @@ pub fn session_data(
         key_pubkey: format!("sk-{op_index}"),
         vault_pubkey: format!("vault-{user}"),
         scopes: vec!["capture".to_owned()],
-        expires_at: seconds(now) + lifetime_s,
-        created_at: seconds(now),
+        expires_at_s: seconds(now) + lifetime_s,
+        created_at_s: seconds(now),
         max_actions,
         actions_used: 0,
     }

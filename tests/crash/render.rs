@@ -48,7 +48,7 @@ pub fn card(c: &CardMapping) -> ((&'static str, String), Line) {
         ("cards", c.fingerprint.clone()),
         line(format!(
             "{} {} {}",
-            c.user_pubkey, c.card_last4, c.linked_at
+            c.user_pubkey, c.card_last4, c.linked_at_s
         )),
     )
 }
@@ -63,7 +63,10 @@ pub fn user_cards(user: &str, fingerprints: &[String]) -> ((&'static str, String
 pub fn claim(c: &ProcessedTransaction) -> ((&'static str, String), Line) {
     (
         ("dedup", c.txn_id.clone()),
-        line(format!("{} {} {}", c.user_pubkey, c.amount, c.processed_at)),
+        line(format!(
+            "{} {} {}",
+            c.user_pubkey, c.amount, c.processed_at_s
+        )),
     )
 }
 
@@ -73,7 +76,7 @@ pub fn context(c: &UserContext) -> ((&'static str, String), Line) {
         ("contexts", c.pubkey.clone()),
         line(format!(
             "v{} updated {} vault {:?} prefs {:?} events {:?} memory {memory:?}",
-            c.version, c.updated_at, c.vault, c.preferences, c.recent_events
+            c.version, c.updated_at_s, c.vault, c.preferences, c.recent_events
         )),
     )
 }

@@ -84,10 +84,10 @@ fn run_step(tx: &WriteTx, step: &Step, op_index: u64) -> Result<()> {
             user,
             last4,
         } => {
-            tx.cards().link(fingerprint, user, last4)?;
+            tx.cards().put(fingerprint, user, last4)?;
         }
         Step::CardUnlink { fingerprint } => {
-            tx.cards().unlink(fingerprint)?;
+            tx.cards().delete(fingerprint)?;
         }
         Step::Webhook {
             txn,
@@ -124,7 +124,7 @@ fn run_step(tx: &WriteTx, step: &Step, op_index: u64) -> Result<()> {
         Step::PendingTake { user } => {
             let oldest = tx.pending().list(user)?.last().map(|e| e.seq);
             if let Some(seq) = oldest {
-                tx.pending().remove(user, seq)?;
+                tx.pending().delete(user, seq)?;
             }
         }
         Step::SessionStore {
@@ -133,14 +133,14 @@ fn run_step(tx: &WriteTx, step: &Step, op_index: u64) -> Result<()> {
             max_actions,
         } => {
             let data = session_data(user, op_index, *lifetime_s, *max_actions, tx.now_ms());
-            tx.sessions().store_session(user, &data)?;
+            tx.sessions().put(user, &data)?;
         }
         Step::SessionUse { user } => match tx.sessions().use_action(user) {
             Ok(_) | Err(Error::SessionRefused { .. }) => {}
             Err(e) => return Err(e),
         },
         Step::SessionInvalidate { user } => {
-            tx.sessions().invalidate(user)?;
+            tx.sessions().delete(user)?;
         }
         Step::SnapshotSave {
             exec,
@@ -149,20 +149,20 @@ fn run_step(tx: &WriteTx, step: &Step, op_index: u64) -> Result<()> {
         } => {
             let snap = snapshot_of(exec, tenant, *sequence, op_index, tx.now_ms());
             // A stale save writes nothing, so the transaction may go on.
-            match tx.snapshots().save(&snap) {
+            match tx.snapshots().put(&snap) {
                 Ok(_) | Err(Error::StaleSnapshot { .. }) => {}
                 Err(e) => return Err(e),
             }
         }
         Step::MemorySet { exec, key, ttl_ms } => {
             let value = memory_value(op_index, ttl_ms.map(|t| tx.now_ms() + t));
-            tx.snapshots().set_memory(exec, key, &value, ttl(*ttl_ms))?;
+            tx.memory().put(exec, key, &value, ttl(*ttl_ms))?;
         }
         Step::MemoryDelete { exec, key } => {
-            tx.snapshots().delete_memory(exec, key)?;
+            tx.memory().delete(exec, key)?;
         }
         Step::ExecCleanup { exec } => {
-            tx.snapshots().delete_execution_state(exec)?;
+            tx.snapshots().delete_with_memory(exec)?;
         }
         Step::IdemBegin { key, payload } => {
             // A refusal writes nothing, so the transaction may go on.
@@ -185,10 +185,10 @@ fn run_step(tx: &WriteTx, step: &Step, op_index: u64) -> Result<()> {
             tx.idempotency().abandon(key)?;
         }
         Step::LocationCache { user, merchant } => {
-            tx.location().cache_current_merchant(user, merchant)?;
+            tx.location().put(user, merchant)?;
         }
         Step::LocationClear { user } => {
-            tx.location().clear(user)?;
+            tx.location().delete(user)?;
         }
     }
     Ok(())
@@ -272,29 +272,29 @@ pub fn dump(store: &Store, clock: &ManualClock, at: u64) -> Result<Dump> {
     store.read(|tx| {
         let mut d = Dump::default();
         for ns in BYTE_NS.iter().chain(&[TYPED_NS, HARNESS_NS]) {
-            for e in tx.kv().list_prefix(ns, "", usize::MAX)? {
+            for e in tx.kv().list(ns, "")? {
                 d.flat
                     .extend([render::kv(ns, &e.key, &e.value, e.version, e.expires_at_ms)]);
             }
         }
         for fp in CARDS {
-            if let Some(c) = tx.cards().lookup(fp)? {
+            if let Some(c) = tx.cards().get(fp)? {
                 d.flat.extend([render::card(&c)]);
                 d.cards.push(c);
             }
         }
         for user in USERS {
-            let cards = tx.cards().user_cards(user)?;
+            let cards = tx.cards().list(user)?;
             if !cards.is_empty() {
                 let fps: Vec<String> = cards.iter().map(|c| c.fingerprint.clone()).collect();
                 d.flat.extend([render::user_cards(user, &fps)]);
             }
             d.user_cards.push((user.to_owned(), cards));
-            if let Some(c) = tx.contexts().fetch(user)? {
+            if let Some(c) = tx.contexts().get(user)? {
                 d.flat.extend([render::context(&c)]);
                 d.contexts.push(c);
             }
-            if let Some(s) = tx.sessions().get_session(user)? {
+            if let Some(s) = tx.sessions().get(user)? {
                 d.flat.extend([render::session(user, &s)]);
                 d.sessions.push((user.to_owned(), s));
             }
@@ -305,19 +305,19 @@ pub fn dump(store: &Store, clock: &ManualClock, at: u64) -> Result<Dump> {
             d.pending.push((user.to_owned(), entries));
         }
         for exec in EXECS {
-            if let Some(s) = tx.snapshots().load(exec)? {
+            if let Some(s) = tx.snapshots().get(exec)? {
                 d.flat.extend([render::snapshot(&s)]);
                 d.snapshots.push(s);
             }
-            for key in tx.snapshots().list_memory(exec)? {
-                let value = tx.snapshots().get_memory(exec, &key)?.unwrap_or_default();
+            for key in tx.memory().list(exec)? {
+                let value = tx.memory().get(exec, &key)?.unwrap_or_default();
                 let expiry = parse_memory_value(&value).and_then(|(_, at)| at);
                 d.flat.extend([render::memory(exec, &key, &value, expiry)]);
                 d.memory.push((exec.to_owned(), key, value));
             }
         }
         for tenant in TENANTS {
-            let execs = tx.snapshots().list_by_tenant(tenant, usize::MAX)?;
+            let execs = tx.snapshots().list_up_to(tenant, usize::MAX)?;
             if !execs.is_empty() {
                 d.flat.extend([render::tenant_index(tenant, &execs)]);
             }
@@ -335,7 +335,7 @@ pub fn dump(store: &Store, clock: &ManualClock, at: u64) -> Result<Dump> {
             }
         }
         for user in USERS {
-            if let Some(m) = tx.location().current_merchant(user)? {
+            if let Some(m) = tx.location().get(user)? {
                 d.flat.extend([render::location(
                     user,
                     &m.merchant_id,

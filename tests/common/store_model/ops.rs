@@ -466,7 +466,7 @@ pub fn pushed_context(user: &str, version: u64, cred: u64) -> UserContext {
 pub fn note_event(now_ms: u64, amount: u64) -> ContextEvent {
     ContextEvent {
         event_type: "note".into(),
-        timestamp: secs(now_ms),
+        timestamp_s: secs(now_ms),
         summary: format!("note {amount}"),
         amount: Some(amount),
     }
@@ -484,8 +484,8 @@ pub fn session_data(
         key_pubkey: format!("sk-{user}"),
         vault_pubkey: "vault".into(),
         scopes: vec!["capture".into()],
-        expires_at: secs(now_ms) + expires_in_s,
-        created_at: secs(now_ms),
+        expires_at_s: secs(now_ms) + expires_in_s,
+        created_at_s: secs(now_ms),
         max_actions,
         actions_used,
     }
@@ -508,8 +508,8 @@ pub fn capture(amount: u64, created: i64) -> PendingCapture {
             longitude: -2.25,
             accuracy_m: 3.0,
         }),
-        created_at: CREATED_BASE_S + created,
-        expires_at: CREATED_BASE_S + created + 60,
+        created_at_s: CREATED_BASE_S + created,
+        expires_at_s: CREATED_BASE_S + created + 60,
     }
 }
 

@@ -87,7 +87,7 @@ macro_rules! data_op {
             Op::KvGet { ns, key } => out(s.kv().get(NAMESPACES[*ns], KEYS[*key]), Outcome::Kv),
             Op::KvList { ns, prefix, limit } => out(
                 s.kv()
-                    .list_prefix(NAMESPACES[*ns], PREFIXES[*prefix], *limit),
+                    .list_up_to(NAMESPACES[*ns], PREFIXES[*prefix], *limit),
                 Outcome::KvList,
             ),
             Op::KvGetMany { ns, keys } => {
@@ -96,17 +96,17 @@ macro_rules! data_op {
             }
 
             Op::BlobSave { key, value } => {
-                out(s.blobs().save(BLOB_KEYS[*key], &blob_value(*value)), |()| {
+                out(s.blobs().put(BLOB_KEYS[*key], &blob_value(*value)), |()| {
                     Outcome::Unit
                 })
             }
-            Op::BlobLoad { key } => out(s.blobs().load(BLOB_KEYS[*key]), Outcome::Blob),
+            Op::BlobLoad { key } => out(s.blobs().get(BLOB_KEYS[*key]), Outcome::Blob),
             Op::BlobDelete { key } => out(s.blobs().delete(BLOB_KEYS[*key]), Outcome::Bool),
 
-            Op::CtxFetch { user } => out(s.contexts().fetch(USERS[*user]), Outcome::MaybeCtx),
+            Op::CtxFetch { user } => out(s.contexts().get(USERS[*user]), Outcome::MaybeCtx),
             Op::CtxFetchMany { users } => {
                 let users: Vec<&str> = users.iter().map(|u| USERS[*u]).collect();
-                out(s.contexts().fetch_many(&users), Outcome::CtxBatch)
+                out(s.contexts().get_many(&users), Outcome::CtxBatch)
             }
             Op::CtxGetOrInit { user } => out(s.contexts().get_or_init(USERS[*user]), Outcome::Ctx),
             Op::CtxPush {
@@ -115,7 +115,7 @@ macro_rules! data_op {
                 cred,
             } => out(
                 s.contexts()
-                    .push(pushed_context(USERS[*user], *version, *cred)),
+                    .put(pushed_context(USERS[*user], *version, *cred)),
                 Outcome::Ctx,
             ),
             Op::CtxPatch { user, patch } => out(
@@ -132,20 +132,20 @@ macro_rules! data_op {
 
             Op::CardLink { fp, user, last4 } => out(
                 s.cards()
-                    .link(FINGERPRINTS[*fp], USERS[*user], LAST4[*last4]),
+                    .put(FINGERPRINTS[*fp], USERS[*user], LAST4[*last4]),
                 Outcome::Link,
             ),
-            Op::CardUnlink { fp } => out(s.cards().unlink(FINGERPRINTS[*fp]), Outcome::Card),
-            Op::CardLookup { fp } => out(s.cards().lookup(FINGERPRINTS[*fp]), Outcome::Card),
-            Op::CardUserCards { user } => out(s.cards().user_cards(USERS[*user]), Outcome::Cards),
+            Op::CardUnlink { fp } => out(s.cards().delete(FINGERPRINTS[*fp]), Outcome::Card),
+            Op::CardLookup { fp } => out(s.cards().get(FINGERPRINTS[*fp]), Outcome::Card),
+            Op::CardUserCards { user } => out(s.cards().list(USERS[*user]), Outcome::Cards),
 
             Op::DedupClaim { txn, user, amount } => out(
                 s.dedup().claim(TXNS[*txn], USERS[*user], *amount),
                 Outcome::Claim,
             ),
-            Op::DedupIsProcessed { txn } => out(s.dedup().is_processed(TXNS[*txn]), Outcome::Bool),
+            Op::DedupIsProcessed { txn } => out(s.dedup().contains(TXNS[*txn]), Outcome::Bool),
             Op::DedupGet { txn } => out(s.dedup().get(TXNS[*txn]), Outcome::Processed),
-            Op::DedupForget { txn } => out(s.dedup().forget(TXNS[*txn]), Outcome::Bool),
+            Op::DedupForget { txn } => out(s.dedup().delete(TXNS[*txn]), Outcome::Bool),
 
             Op::IdemBegin { key, payload } => out(
                 s.idempotency().begin(IDEM_KEYS[*key], PAYLOADS[*payload]),
@@ -169,7 +169,7 @@ macro_rules! data_op {
                 max_actions,
                 actions_used,
             } => out(
-                s.sessions().store_session(
+                s.sessions().put(
                     USERS[*user],
                     &session_data(
                         USERS[*user],
@@ -181,33 +181,25 @@ macro_rules! data_op {
                 ),
                 |()| Outcome::Unit,
             ),
-            Op::SessionGet { user } => {
-                out(s.sessions().get_session(USERS[*user]), Outcome::Session)
-            }
+            Op::SessionGet { user } => out(s.sessions().get(USERS[*user]), Outcome::Session),
             Op::SessionUseAction { user } => {
                 out(s.sessions().use_action(USERS[*user]), Outcome::SessionUsed)
             }
-            Op::SessionInvalidate { user } => {
-                out(s.sessions().invalidate(USERS[*user]), Outcome::Bool)
-            }
+            Op::SessionInvalidate { user } => out(s.sessions().delete(USERS[*user]), Outcome::Bool),
 
             Op::LocCache { user, merchant } => out(
-                s.location()
-                    .cache_current_merchant(USERS[*user], MERCHANTS[*merchant]),
+                s.location().put(USERS[*user], MERCHANTS[*merchant]),
                 Outcome::Merchant,
             ),
-            Op::LocGet { user } => out(
-                s.location().current_merchant(USERS[*user]),
-                Outcome::MaybeMerchant,
-            ),
-            Op::LocClear { user } => out(s.location().clear(USERS[*user]), Outcome::Bool),
+            Op::LocGet { user } => out(s.location().get(USERS[*user]), Outcome::MaybeMerchant),
+            Op::LocClear { user } => out(s.location().delete(USERS[*user]), Outcome::Bool),
 
             Op::PendingAdd {
                 user,
                 amount,
                 created,
             } => out(
-                s.pending().add(USERS[*user], &capture(*amount, *created)),
+                s.pending().push(USERS[*user], &capture(*amount, *created)),
                 Outcome::PendingId,
             ),
             Op::PendingList { user } => out(s.pending().list(USERS[*user]), Outcome::Entries),
@@ -216,11 +208,11 @@ macro_rules! data_op {
                 out(s.pending().get(USERS[*user], *seq), Outcome::Entry)
             }
             Op::PendingRemove { user, seq } => {
-                out(s.pending().remove(USERS[*user], *seq), Outcome::Capture)
+                out(s.pending().delete(USERS[*user], *seq), Outcome::Capture)
             }
             Op::PendingRemoveByTimestamp { user, created } => out(
                 s.pending()
-                    .remove_by_timestamp(USERS[*user], CREATED_BASE_S + *created),
+                    .delete_created_at(USERS[*user], CREATED_BASE_S + *created),
                 Outcome::Entries,
             ),
 
@@ -230,17 +222,17 @@ macro_rules! data_op {
                 seq,
                 state,
             } => out(
-                s.snapshots().save(&snapshot(*exec, *tenant, *seq, *state)),
+                s.snapshots().put(&snapshot(*exec, *tenant, *seq, *state)),
                 Outcome::Version,
             ),
-            Op::SnapLoad { exec } => out(s.snapshots().load(EXECS[*exec]), Outcome::Snapshot),
+            Op::SnapLoad { exec } => out(s.snapshots().get(EXECS[*exec]), Outcome::Snapshot),
             Op::SnapListByTenant { tenant, limit } => out(
-                s.snapshots().list_by_tenant(TENANTS[*tenant], *limit),
+                s.snapshots().list_up_to(TENANTS[*tenant], *limit),
                 Outcome::Ids,
             ),
             Op::SnapDelete { exec } => out(s.snapshots().delete(EXECS[*exec]), Outcome::Bool),
             Op::SnapDeleteExecutionState { exec } => out(
-                s.snapshots().delete_execution_state(EXECS[*exec]),
+                s.snapshots().delete_with_memory(EXECS[*exec]),
                 Outcome::Cleanup,
             ),
             Op::MemSet {
@@ -249,19 +241,18 @@ macro_rules! data_op {
                 value,
                 ttl: t,
             } => out(
-                s.snapshots()
-                    .set_memory(EXECS[*exec], MEM_KEYS[*key], &[*value], ttl(*t)),
+                s.memory()
+                    .put(EXECS[*exec], MEM_KEYS[*key], &[*value], ttl(*t)),
                 Outcome::Version,
             ),
-            Op::MemGet { exec, key } => out(
-                s.snapshots().get_memory(EXECS[*exec], MEM_KEYS[*key]),
-                Outcome::Bytes,
-            ),
+            Op::MemGet { exec, key } => {
+                out(s.memory().get(EXECS[*exec], MEM_KEYS[*key]), Outcome::Bytes)
+            }
             Op::MemDelete { exec, key } => out(
-                s.snapshots().delete_memory(EXECS[*exec], MEM_KEYS[*key]),
+                s.memory().delete(EXECS[*exec], MEM_KEYS[*key]),
                 Outcome::Bool,
             ),
-            Op::MemList { exec } => out(s.snapshots().list_memory(EXECS[*exec]), Outcome::Ids),
+            Op::MemList { exec } => out(s.memory().list(EXECS[*exec]), Outcome::Ids),
 
             Op::Webhook {
                 txn,
@@ -305,14 +296,19 @@ pub fn run(store: &Store, op: &Op) -> Outcome {
             Outcome::Stats(
                 TABLES
                     .iter()
-                    .map(|t| (*t, stats.records(t).unwrap_or(u64::MAX)))
+                    .map(|t| {
+                        (
+                            *t,
+                            edgestate::Table::from_name(t).map_or(u64::MAX, |t| stats.records(t)),
+                        )
+                    })
                     .collect(),
             )
         }),
         Op::Sweep { limit } => out(store.sweep_expired(*limit), Outcome::Count),
         Op::SweepAll { batch } => out(store.sweep_all_expired(*batch), Outcome::Count),
         Op::ByteSet { key, value } => {
-            let bytes = edgestate::ByteStore::new(store.clone(), BYTE_NS)
+            let bytes = edgestate::compat::ByteStore::new(store.clone(), BYTE_NS)
                 .expect("namespace")
                 .with_ttl(Duration::from_millis(BYTE_TTL_MS))
                 .with_max_items(BYTE_MAX_ITEMS);

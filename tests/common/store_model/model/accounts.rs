@@ -81,7 +81,7 @@ impl Model {
                     fingerprint: fp.to_owned(),
                     user_pubkey: user.to_owned(),
                     card_last4: last4.to_owned(),
-                    linked_at: secs(now),
+                    linked_at_s: secs(now),
                 };
                 let previous = self.cards.insert(fp.to_owned(), mapping.clone());
                 if let Some(old) = &previous {
@@ -147,7 +147,7 @@ impl Model {
 
     fn ctx_write(&mut self, mut ctx: UserContext) -> UserContext {
         ctx.version = self.contexts.get(&ctx.pubkey).map_or(1, |c| c.version + 1);
-        ctx.updated_at = secs(self.now);
+        ctx.updated_at_s = secs(self.now);
         self.contexts.insert(ctx.pubkey.clone(), ctx.clone());
         ctx
     }
@@ -172,7 +172,7 @@ impl Model {
             txn_id: key.clone(),
             user_pubkey: user.to_owned(),
             amount,
-            processed_at: secs(self.now),
+            processed_at_s: secs(self.now),
         };
         put(
             &mut self.dedup,
@@ -218,15 +218,15 @@ impl Model {
             proof_data: None,
             proof_type: None,
             location: None,
-            created_at: now_s,
-            expires_at: now_s + (PENDING_TTL_MS / 1000) as i64,
+            created_at_s: now_s,
+            expires_at_s: now_s + (PENDING_TTL_MS / 1000) as i64,
         };
         let id = self.pending_add(&user, capture);
         let ctx = self.push_event(
             &user,
             ContextEvent {
                 event_type: "capture_pending".into(),
-                timestamp: now_s,
+                timestamp_s: now_s,
                 summary: format!("{amount} cents at {shown_merchant} (txn {})", TXNS[txn]),
                 amount: Some(amount),
             },

@@ -102,12 +102,12 @@ impl Model {
             } => {
                 let user = USERS[*user];
                 let session = session_data(user, now, *expires_in_s, *max_actions, *actions_used);
-                let own = u64::try_from(session.expires_at)
+                let own = u64::try_from(session.expires_at_s)
                     .ok()
                     .filter(|s| *s > 0)
                     .map(|s| s * 1000);
                 match own.filter(|at| *at > now) {
-                    None => invalid("expires_at"),
+                    None => invalid("expires_at_s"),
                     Some(own) => {
                         let expires = own.min(now + SESSION_TTL_MS);
                         put(

@@ -28,7 +28,7 @@ impl Model {
                 let matching: Vec<PendingEntry> = self
                     .pending_live(user)
                     .into_iter()
-                    .filter(|e| e.capture.created_at == CREATED_BASE_S + created)
+                    .filter(|e| e.capture.created_at_s == CREATED_BASE_S + created)
                     .collect();
                 for e in &matching {
                     self.pending.remove(&(user.to_owned(), e.seq));
@@ -42,7 +42,11 @@ impl Model {
                 seq,
                 state,
             } => {
-                let snap = snapshot(*exec, *tenant, *seq, *state);
+                let mut snap = snapshot(*exec, *tenant, *seq, *state);
+                if snap.timestamp_ms == 0 {
+                    // An unstamped snapshot takes the store's clock.
+                    snap.timestamp_ms = now;
+                }
                 if snap.tenant_id.is_empty() {
                     return invalid("tenant_id");
                 }
