@@ -130,6 +130,10 @@ pub fn encode(format: u8, version: u64, expires_at_ms: Option<u64>, payload: &[u
 
 /// Reads the header only (no checksum): for cheap expiry and version checks on paths that
 /// will not hand the payload to anyone.
+///
+/// # Errors
+/// [`EnvelopeError`] when the bytes are too short or the header's format or flags are
+/// unknown.
 pub fn peek_header(bytes: &[u8]) -> Result<Header, EnvelopeError> {
     if bytes.len() < HEADER_LEN {
         return Err(EnvelopeError::Truncated { len: bytes.len() });
@@ -159,6 +163,10 @@ pub fn peek_header(bytes: &[u8]) -> Result<Header, EnvelopeError> {
 }
 
 /// Decodes and verifies a whole record. Never panics, whatever `bytes` holds.
+///
+/// # Errors
+/// [`EnvelopeError`] when the bytes are truncated, of an unknown format or flags, or
+/// fail the checksum.
 pub fn decode(bytes: &[u8]) -> Result<Envelope<'_>, EnvelopeError> {
     let header = peek_header(bytes)?;
     let mut crc_bytes = [0u8; 4];

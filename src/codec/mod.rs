@@ -62,6 +62,9 @@ pub mod json_text {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     /// Serializes `value` as JSON text (binary formats) or as itself (human-readable).
+    ///
+    /// # Errors
+    /// When the value cannot be written as JSON, or the serializer fails.
     pub fn serialize<T: Serialize, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
         if s.is_human_readable() {
             return value.serialize(s);
@@ -71,6 +74,9 @@ pub mod json_text {
     }
 
     /// Deserializes a value stored by [`serialize`].
+    ///
+    /// # Errors
+    /// When the stored text is not JSON of type `T`.
     pub fn deserialize<'de, T: DeserializeOwned, D: Deserializer<'de>>(
         d: D,
     ) -> Result<T, D::Error> {

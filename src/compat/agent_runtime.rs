@@ -52,24 +52,62 @@ fn execution_key(key: &str) -> Option<(&str, &str)> {
 /// ```
 pub trait AgentStateStore {
     /// Saves a snapshot; refuses one older (lower sequence) than the stored one.
+    ///
+    /// # Errors
+    /// [`StaleSnapshot`](crate::Error::StaleSnapshot) for a lower sequence number;
+    /// [`InvalidInput`](crate::Error::InvalidInput) for a bad id or an oversized snapshot;
+    /// [`Corrupt`](crate::Error::Corrupt) for a damaged stored one; storage and codec errors.
     fn save_snapshot(&self, snapshot: ExecutionSnapshot) -> Result<()>;
     /// The execution's snapshot, if any.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::Error::InvalidInput) for an empty or oversized execution id;
+    /// [`Corrupt`](crate::Error::Corrupt) or [`Decode`](crate::Error::Decode) for a damaged
+    /// snapshot; storage errors.
     fn load_snapshot(&self, execution_id: &str) -> Result<Option<ExecutionSnapshot>>;
     /// Deletes the execution's snapshot.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::Error::InvalidInput) for an empty or oversized execution id;
+    /// storage and commit errors.
     fn delete_snapshot(&self, execution_id: &str) -> Result<()>;
     /// Sets a working-memory key, expiring after `ttl` if given.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::Error::InvalidInput) for a bad key (or execution id in an
+    /// `exec:` key) or an oversized value; [`Corrupt`](crate::Error::Corrupt) for a damaged
+    /// record it replaces; storage and commit errors.
     fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()>;
     /// A working-memory value, `None` if absent or expired.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::Error::InvalidInput) for an empty or oversized key (or
+    /// execution id in an `exec:` key); [`Corrupt`](crate::Error::Corrupt) for a damaged
+    /// record; storage errors.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
     /// Deletes a working-memory key.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::Error::InvalidInput) for an empty or oversized key (or
+    /// execution id in an `exec:` key); storage and commit errors.
     fn delete(&self, key: &str) -> Result<()>;
     /// Whether a working-memory key exists (and has not expired).
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
     fn exists(&self, key: &str) -> Result<bool> {
         Ok(self.get(key)?.is_some())
     }
     /// Deletes the snapshot and every working-memory key of the execution, atomically.
+    ///
+    /// # Errors
+    /// As [`delete_snapshot`](Self::delete_snapshot).
     fn delete_execution_state(&self, execution_id: &str) -> Result<ExecutionCleanup>;
     /// Execution ids of a tenant's snapshots, at most `limit`.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::Error::InvalidInput) for an empty or oversized tenant id;
+    /// storage errors.
     fn list_snapshots(&self, tenant_id: &str, limit: usize) -> Result<Vec<String>>;
 }
 

@@ -59,6 +59,9 @@ pub struct ByteStore {
 
 impl ByteStore {
     /// A byte store over KV namespace `namespace` of `store`, without TTL or limit.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::Error::InvalidInput) for an empty or oversized namespace.
     pub fn new(store: Store, namespace: &str) -> Result<ByteStore> {
         limits::check_namespace("namespace", namespace)?;
         Ok(ByteStore {
@@ -102,12 +105,21 @@ impl ByteStore {
     }
 
     /// The live value under `key`, or `None` if absent or expired.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::Error::InvalidInput) for an empty or oversized key;
+    /// [`Corrupt`](crate::Error::Corrupt) for a damaged record; storage errors.
     pub fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.store.kv().get(&self.namespace, key)?.map(|e| e.value))
     }
 
     /// Stores `value` under `key` (with the store's TTL), atomically checking
     /// `max_items` for a new key.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::Error::InvalidInput) for a bad key, an oversized value, or (field
+    /// `max_items`) a new key when the namespace is full; [`Corrupt`](crate::Error::Corrupt) for a
+    /// damaged record it replaces; storage and commit errors.
     pub fn set(&self, key: &str, value: &[u8]) -> Result<()> {
         let ns = &*self.namespace;
         self.store.write(|tx| {
@@ -128,23 +140,36 @@ impl ByteStore {
     }
 
     /// Removes `key`. Returns whether a live value was removed.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::Error::InvalidInput) for an empty or oversized key; storage
+    /// and commit errors.
     pub fn delete(&self, key: &str) -> Result<bool> {
         self.store.kv().delete(&self.namespace, key)
     }
 
     /// The live keys that start with `prefix` (all of them for `""`), in key order.
+    ///
+    /// # Errors
+    /// [`Corrupt`](crate::Error::Corrupt) for a damaged record; storage errors.
     pub fn list(&self, prefix: &str) -> Result<Vec<String>> {
         let entries = self.store.kv().list(&self.namespace, prefix)?;
         Ok(entries.into_iter().map(|e| e.key).collect())
     }
 
     /// The values of `keys` from one consistent snapshot, in the order of `keys`.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get), for any of the keys.
     pub fn batch_get(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
         let entries = self.store.kv().get_many(&self.namespace, keys)?;
         Ok(entries.into_iter().map(|e| e.map(|e| e.value)).collect())
     }
 
     /// How many live keys the namespace holds.
+    ///
+    /// # Errors
+    /// As [`list`](Self::list).
     pub fn count(&self) -> Result<usize> {
         Ok(self.list("")?.len())
     }
@@ -182,6 +207,9 @@ pub struct PrefixStore {
 
 impl PrefixStore {
     /// A view of `bytes` under `"{prefix}:"`.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::Error::InvalidInput) for an empty or oversized prefix.
     pub fn new(bytes: ByteStore, prefix: &str) -> Result<PrefixStore> {
         limits::check_key("prefix", prefix)?;
         Ok(PrefixStore {
@@ -196,22 +224,38 @@ impl PrefixStore {
     }
 
     /// Stores `value` under `id`.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::Error::InvalidInput) for an empty or oversized id (or a full
+    /// key over [`MAX_KEY_LEN`](crate::limits::MAX_KEY_LEN)); otherwise as
+    /// [`ByteStore::set`].
     pub fn store(&self, id: &str, value: &[u8]) -> Result<()> {
         self.bytes.set(&self.key(id)?, value)
     }
 
     /// The live value under `id`, if any.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::Error::InvalidInput) for an empty or oversized id (or full
+    /// key); otherwise as [`ByteStore::get`].
     pub fn get(&self, id: &str) -> Result<Option<Vec<u8>>> {
         self.bytes.get(&self.key(id)?)
     }
 
     /// Removes `id`. Returns whether a live value was removed.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::Error::InvalidInput) for an empty or oversized id (or full
+    /// key); storage and commit errors.
     pub fn delete(&self, id: &str) -> Result<bool> {
         self.bytes.delete(&self.key(id)?)
     }
 
     /// The live ids, in order. (The seed listed full keys; these are the ids that
     /// [`get`](Self::get) takes. [`list_keys`](Self::list_keys) gives the keys.)
+    ///
+    /// # Errors
+    /// As [`ByteStore::list`].
     pub fn list(&self) -> Result<Vec<String>> {
         let keys = self.list_keys()?;
         Ok(keys
@@ -221,6 +265,9 @@ impl PrefixStore {
     }
 
     /// The live full keys (`"{prefix}:{id}"`), in order.
+    ///
+    /// # Errors
+    /// As [`ByteStore::list`].
     pub fn list_keys(&self) -> Result<Vec<String>> {
         self.bytes.list(&self.prefix)
     }
@@ -237,21 +284,33 @@ pub struct OrderStore(PrefixStore);
 
 impl OrderStore {
     /// Orders of `bytes` under `"{prefix}:"`.
+    ///
+    /// # Errors
+    /// As [`PrefixStore::new`].
     pub fn new(bytes: ByteStore, prefix: &str) -> Result<OrderStore> {
         Ok(OrderStore(PrefixStore::new(bytes, prefix)?))
     }
 
     /// Stores an encoded order.
+    ///
+    /// # Errors
+    /// As [`PrefixStore::store`].
     pub fn store_order(&self, id: &str, order: &[u8]) -> Result<()> {
         self.0.store(id, order)
     }
 
     /// The encoded order, if stored and live.
+    ///
+    /// # Errors
+    /// As [`PrefixStore::get`].
     pub fn get_order(&self, id: &str) -> Result<Option<Vec<u8>>> {
         self.0.get(id)
     }
 
     /// The live order ids, in order.
+    ///
+    /// # Errors
+    /// As [`PrefixStore::list`].
     pub fn list_orders(&self) -> Result<Vec<String>> {
         self.0.list()
     }
@@ -268,21 +327,33 @@ pub struct FillStore(PrefixStore);
 
 impl FillStore {
     /// Fills of `bytes` under `"{prefix}:"`.
+    ///
+    /// # Errors
+    /// As [`PrefixStore::new`].
     pub fn new(bytes: ByteStore, prefix: &str) -> Result<FillStore> {
         Ok(FillStore(PrefixStore::new(bytes, prefix)?))
     }
 
     /// Stores an encoded fill.
+    ///
+    /// # Errors
+    /// As [`PrefixStore::store`].
     pub fn store_fill(&self, id: &str, fill: &[u8]) -> Result<()> {
         self.0.store(id, fill)
     }
 
     /// The encoded fill, if stored and live.
+    ///
+    /// # Errors
+    /// As [`PrefixStore::get`].
     pub fn get_fill(&self, id: &str) -> Result<Option<Vec<u8>>> {
         self.0.get(id)
     }
 
     /// The live fill ids, in order.
+    ///
+    /// # Errors
+    /// As [`PrefixStore::list`].
     pub fn list_fills(&self) -> Result<Vec<String>> {
         self.0.list()
     }

@@ -89,17 +89,37 @@ impl From<Error> for StateError {
 /// The seed's context store trait, implemented by [`Store`] and [`LoopAgentStore`].
 pub trait StateStore {
     /// The user's context, or [`StateError::NotFound`].
+    ///
+    /// # Errors
+    /// [`StateError::NotFound`] when the user has no context; [`StateError::InvalidInput`]
+    /// for an empty or oversized pubkey; [`StateError::SerializationError`] or
+    /// [`StateError::StorageError`] for a damaged record; storage errors.
     fn context_fetch(&self, user_pubkey: &str) -> Result<UserContext, StateError>;
     /// Stores `context` if the stored version is `context.version - 1` (or, for
     /// `context.version <= 1`, if there is none): the seed's optimistic locking, where the
     /// caller increments the version before pushing.
+    ///
+    /// # Errors
+    /// [`StateError::VersionConflict`] on a version mismatch; [`StateError::InvalidInput`] for
+    /// a bad pubkey or oversized context; [`StateError::SerializationError`] if it does not
+    /// encode; [`StateError::StorageError`] for a damaged record, storage and commit errors.
     fn context_push(&self, context: UserContext) -> Result<(), StateError>;
     /// The contexts that exist among `user_pubkeys`, in order, from one snapshot.
     /// Missing users are skipped, as in the seed; use
     /// [`Contexts::get_many`](crate::tables::contexts::Contexts::get_many) to learn
     /// which.
+    ///
+    /// # Errors
+    /// [`StateError::InvalidInput`] for any empty or oversized pubkey (all are checked
+    /// before reading); [`StateError::SerializationError`] or [`StateError::StorageError`]
+    /// for a damaged record; storage errors.
     fn context_batch_fetch(&self, user_pubkeys: &[String]) -> Result<Vec<UserContext>, StateError>;
     /// Sets one field by dotted path (`"preferences.auto_stake"`), bumping the version.
+    ///
+    /// # Errors
+    /// [`StateError::InvalidInput`] for an unknown path, a wrong type or a bad pubkey;
+    /// [`StateError::NotFound`] without a context; [`StateError::SerializationError`] or
+    /// [`StateError::StorageError`] for a damaged record, storage and commit errors.
     fn context_patch(
         &self,
         user_pubkey: &str,
@@ -108,8 +128,18 @@ pub trait StateStore {
     ) -> Result<(), StateError>;
     /// Adds an event to the recent-events list (newest first, bounded), creating the
     /// context if needed.
+    ///
+    /// # Errors
+    /// [`StateError::InvalidInput`] for an empty or oversized pubkey;
+    /// [`StateError::SerializationError`] or [`StateError::StorageError`] for a damaged
+    /// record; storage and commit errors.
     fn push_event(&self, user_pubkey: &str, event: ContextEvent) -> Result<(), StateError>;
     /// The user's context, created with the defaults if absent.
+    ///
+    /// # Errors
+    /// [`StateError::InvalidInput`] for an empty or oversized pubkey;
+    /// [`StateError::SerializationError`] or [`StateError::StorageError`] for a damaged
+    /// record; storage and commit errors.
     fn get_or_init(&self, user_pubkey: &str) -> Result<UserContext, StateError>;
 }
 
@@ -256,11 +286,19 @@ pub type DynamoStateStore = LoopAgentStore;
 
 impl LoopAgentStore {
     /// Opens the store configured by the environment ([`LoopAgentConfig::from_env`]).
+    ///
+    /// # Errors
+    /// As [`with_config`](Self::with_config).
     pub fn from_env() -> Result<Self, StateError> {
         Self::with_config(&LoopAgentConfig::from_env())
     }
 
     /// Opens the store with `config`.
+    ///
+    /// # Errors
+    /// [`StateError::StorageError`] when the file cannot be opened or created: not an
+    /// edgestate store, already open elsewhere, an unsupported schema version, or an I/O
+    /// error.
     pub fn with_config(config: &LoopAgentConfig) -> Result<Self, StateError> {
         Ok(LoopAgentStore {
             store: config.builder().open(&config.path)?,
@@ -269,6 +307,10 @@ impl LoopAgentStore {
 
     /// A store in a temporary directory, deleted on drop: for integration tests that
     /// used to need DynamoDB.
+    ///
+    /// # Errors
+    /// [`StateError::StorageError`] when the temporary directory or the store in it cannot
+    /// be created.
     pub fn temporary() -> Result<Self, StateError> {
         Ok(LoopAgentStore {
             store: LoopAgentConfig::default().builder().temporary()?,
@@ -287,6 +329,11 @@ impl LoopAgentStore {
     }
 
     /// The card's mapping, or `None`.
+    ///
+    /// # Errors
+    /// [`StateError::InvalidInput`] for an empty or oversized fingerprint;
+    /// [`StateError::SerializationError`] or [`StateError::StorageError`] for a damaged
+    /// record; storage errors.
     pub fn lookup_user_by_card(
         &self,
         fingerprint: &str,
@@ -295,6 +342,11 @@ impl LoopAgentStore {
     }
 
     /// Links a card to a user (moving it if another user had it).
+    ///
+    /// # Errors
+    /// [`StateError::InvalidInput`] for a bad fingerprint or user, or a `card_last4` that
+    /// is not four ASCII digits; [`StateError::StorageError`] for a damaged stored record
+    /// (nothing written), storage and commit errors.
     pub fn link_card(
         &self,
         fingerprint: &str,
@@ -308,23 +360,42 @@ impl LoopAgentStore {
     }
 
     /// Unlinks a card (no error if it was not linked).
+    ///
+    /// # Errors
+    /// [`StateError::InvalidInput`] for an empty or oversized fingerprint;
+    /// [`StateError::StorageError`] for storage and commit errors.
     pub fn unlink_card(&self, fingerprint: &str) -> Result<(), StateError> {
         self.store.cards().delete(fingerprint)?;
         Ok(())
     }
 
     /// The user's cards, from the reverse index.
+    ///
+    /// # Errors
+    /// [`StateError::InvalidInput`] for an empty or oversized user;
+    /// [`StateError::StorageError`] for a damaged record, an inconsistent reverse index and
+    /// storage errors; [`StateError::SerializationError`] for an undecodable record.
     pub fn get_user_cards(&self, user_pubkey: &str) -> Result<Vec<CardMapping>, StateError> {
         Ok(self.store.cards().list(user_pubkey)?)
     }
 
     /// Whether the transaction id has been claimed (and not expired).
+    ///
+    /// # Errors
+    /// [`StateError::InvalidInput`] for an empty or oversized `txn_id`;
+    /// [`StateError::SerializationError`] or [`StateError::StorageError`] for a damaged
+    /// record; storage errors.
     pub fn is_transaction_processed(&self, txn_id: &str) -> Result<bool, StateError> {
         Ok(self.store.dedup().contains(txn_id)?)
     }
 
     /// Records the transaction as processed (TTL 30 days by default). An existing claim
     /// is kept, never overwritten.
+    ///
+    /// # Errors
+    /// [`StateError::InvalidInput`] for a bad `txn_id` or user;
+    /// [`StateError::SerializationError`] or [`StateError::StorageError`] for a damaged
+    /// record (the stored claim; nothing written); storage and commit errors.
     pub fn mark_transaction_processed(
         &self,
         txn_id: &str,
@@ -337,6 +408,9 @@ impl LoopAgentStore {
     }
 
     /// Check-and-mark in one atomic step: `true` if this call claimed the id.
+    ///
+    /// # Errors
+    /// As [`mark_transaction_processed`](Self::mark_transaction_processed).
     pub fn claim_transaction(
         &self,
         txn_id: &str,
@@ -350,6 +424,11 @@ impl LoopAgentStore {
     }
 
     /// Stores the user's session key (TTL from the configuration).
+    ///
+    /// # Errors
+    /// [`StateError::InvalidInput`] for a bad user or (field `expires_at_s`) an expired
+    /// session; [`StateError::SerializationError`] if it does not serialize;
+    /// [`StateError::StorageError`] for a damaged record, storage and commit errors.
     pub fn store_session_key(
         &self,
         user_pubkey: &str,
@@ -360,11 +439,20 @@ impl LoopAgentStore {
     }
 
     /// The user's session key, `None` if absent or expired.
+    ///
+    /// # Errors
+    /// [`StateError::InvalidInput`] for an empty or oversized user;
+    /// [`StateError::SerializationError`] or [`StateError::StorageError`] for a damaged
+    /// record; storage errors.
     pub fn get_session_key(&self, user_pubkey: &str) -> Result<Option<SessionKeyData>, StateError> {
         Ok(self.store.sessions().get(user_pubkey)?)
     }
 
     /// Removes the user's session key.
+    ///
+    /// # Errors
+    /// [`StateError::InvalidInput`] for an empty or oversized user;
+    /// [`StateError::StorageError`] for storage and commit errors.
     pub fn invalidate_session(&self, user_pubkey: &str) -> Result<(), StateError> {
         self.store.sessions().delete(user_pubkey)?;
         Ok(())
@@ -372,6 +460,11 @@ impl LoopAgentStore {
 
     /// Appends a pending capture to the user's ring buffer, evicting the oldest beyond
     /// capacity in the same transaction.
+    ///
+    /// # Errors
+    /// [`StateError::InvalidInput`] for a bad user, `pending_capacity == 0` or exhausted
+    /// sequence numbers; [`StateError::SerializationError`] if the capture does not
+    /// serialize; [`StateError::StorageError`] for storage and commit errors.
     pub fn add_pending_capture(
         &self,
         user_pubkey: &str,
@@ -381,6 +474,11 @@ impl LoopAgentStore {
     }
 
     /// The user's pending captures, newest first.
+    ///
+    /// # Errors
+    /// [`StateError::InvalidInput`] for an empty or oversized user;
+    /// [`StateError::SerializationError`] or [`StateError::StorageError`] for a damaged
+    /// entry; storage errors.
     pub fn get_pending_captures(
         &self,
         user_pubkey: &str,
@@ -395,6 +493,11 @@ impl LoopAgentStore {
     }
 
     /// Removes the user's captures whose `created_at` equals `timestamp` (the seed's key).
+    ///
+    /// # Errors
+    /// [`StateError::InvalidInput`] for an empty or oversized user;
+    /// [`StateError::SerializationError`] or [`StateError::StorageError`] for a damaged
+    /// entry (nothing removed); storage and commit errors.
     pub fn remove_pending_capture(
         &self,
         user_pubkey: &str,
@@ -407,6 +510,11 @@ impl LoopAgentStore {
     }
 
     /// Caches the merchant the user is at (TTL 1 hour by default).
+    ///
+    /// # Errors
+    /// [`StateError::InvalidInput`] for a bad user or merchant id;
+    /// [`StateError::StorageError`] for a damaged entry it replaces, storage and commit
+    /// errors.
     pub fn cache_current_merchant(
         &self,
         user_pubkey: &str,
@@ -417,6 +525,11 @@ impl LoopAgentStore {
     }
 
     /// The cached merchant id, `None` if absent or expired.
+    ///
+    /// # Errors
+    /// [`StateError::InvalidInput`] for an empty or oversized user;
+    /// [`StateError::SerializationError`] or [`StateError::StorageError`] for a damaged
+    /// record; storage errors.
     pub fn get_current_merchant(&self, user_pubkey: &str) -> Result<Option<String>, StateError> {
         Ok(self
             .store
@@ -426,6 +539,10 @@ impl LoopAgentStore {
     }
 
     /// Clears the cached merchant.
+    ///
+    /// # Errors
+    /// [`StateError::InvalidInput`] for an empty or oversized user;
+    /// [`StateError::StorageError`] for storage and commit errors.
     pub fn clear_current_merchant(&self, user_pubkey: &str) -> Result<(), StateError> {
         self.store.location().delete(user_pubkey)?;
         Ok(())

@@ -27,14 +27,33 @@ use crate::error::Result;
 /// ```
 pub trait SolverStateStore {
     /// The value under `key`, `None` if absent or expired.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::Error::InvalidInput) for an empty or oversized key;
+    /// [`Corrupt`](crate::Error::Corrupt) for a damaged record; storage errors.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
     /// Stores `value` under `key`.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::Error::InvalidInput) for a bad key, an oversized value, or
+    /// (field `max_items`) a new key when full; [`Corrupt`](crate::Error::Corrupt) for a
+    /// damaged record it replaces; storage and commit errors.
     fn set(&self, key: &str, value: &[u8]) -> Result<()>;
     /// Removes `key`; whether a live value was removed.
+    ///
+    /// # Errors
+    /// [`InvalidInput`](crate::Error::InvalidInput) for an empty or oversized key; storage
+    /// and commit errors.
     fn delete(&self, key: &str) -> Result<bool>;
     /// Keys starting with `prefix`, in key order.
+    ///
+    /// # Errors
+    /// [`Corrupt`](crate::Error::Corrupt) for a damaged record; storage errors.
     fn list(&self, prefix: &str) -> Result<Vec<String>>;
     /// Values of `keys` from one snapshot, in order.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get), for any of the keys.
     fn batch_get(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>>;
 }
 

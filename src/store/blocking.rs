@@ -17,6 +17,10 @@ impl Store {
     /// # Ok(())
     /// # }
     /// ```
+    ///
+    /// # Errors
+    /// Whatever `f` returns; [`Error::Io`] when the runtime cancelled the task (it is
+    /// shutting down). A panic in `f` is resumed in the caller.
     pub async fn run_blocking<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,

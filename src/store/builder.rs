@@ -183,6 +183,11 @@ impl StoreBuilder {
     }
 
     /// Opens (or atomically creates) the store file at `path`.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyOpen`] when another store or process holds the file;
+    /// [`Error::NotAStore`], [`Error::SchemaTooNew`] or [`Error::SchemaTooOld`] for a file
+    /// edgestate cannot use; [`Error::Io`] and storage errors.
     pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
         let path = path.as_ref();
         let now = self.clock.now_ms();
@@ -196,6 +201,10 @@ impl StoreBuilder {
     /// Opens (or initializes) a store on a custom redb storage backend: for fault
     /// injection in tests, encryption, or other I/O layers. A wrapper around redb's
     /// `FileBackend` must forward the lock methods, or file locking is lost.
+    ///
+    /// # Errors
+    /// [`Error::NotAStore`], [`Error::SchemaTooNew`] or [`Error::SchemaTooOld`] for data
+    /// edgestate cannot use; errors the backend returns.
     pub fn open_with_backend(self, backend: impl redb::StorageBackend) -> Result<Store> {
         let label = Path::new(":backend:");
         let db = self
@@ -216,6 +225,9 @@ impl StoreBuilder {
     }
 
     /// A store held in memory only.
+    ///
+    /// # Errors
+    /// Storage errors while setting up the in-memory database.
     pub fn in_memory(self) -> Result<Store> {
         let db = self
             .redb_builder()
@@ -226,6 +238,9 @@ impl StoreBuilder {
     }
 
     /// A file store in a new temporary directory, deleted when the last handle drops.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the temporary directory cannot be created; storage errors.
     pub fn temporary(self) -> Result<Store> {
         let dir = tempfile::Builder::new()
             .prefix("edgestate-")

@@ -199,17 +199,28 @@ impl Inner {
 impl Store {
     /// Opens the store at `path`, creating it (owner-only permissions, atomically) if it
     /// does not exist, with default settings. See [`Store::builder`] for the rest.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyOpen`] when another store or process holds the file;
+    /// [`Error::NotAStore`], [`Error::SchemaTooNew`] or [`Error::SchemaTooOld`] for a file
+    /// edgestate cannot use; [`Error::Io`] and storage errors.
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
         StoreBuilder::default().open(path)
     }
 
     /// A store that lives in memory only, for tests.
+    ///
+    /// # Errors
+    /// Storage errors while setting up the in-memory database.
     pub fn in_memory() -> Result<Store> {
         StoreBuilder::default().in_memory()
     }
 
     /// A store in a fresh temporary directory that is deleted when the last handle is
     /// dropped. Same code path as a file store, so tests exercise the real thing.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the temporary directory cannot be created; storage errors.
     pub fn temporary() -> Result<Store> {
         StoreBuilder::default().temporary()
     }
@@ -241,6 +252,11 @@ impl Store {
     /// # Ok(())
     /// # }
     /// ```
+    ///
+    /// # Errors
+    /// Whatever `f` returns (nothing it wrote survives); [`Error::NestedTransaction`] when
+    /// called inside a write on this thread; [`Error::Closed`] after
+    /// [`close`](Store::close); [`Error::CommitOutcomeUnknown`] when the commit fails.
     pub fn write<T, E: From<Error>>(
         &self,
         f: impl FnOnce(&mut WriteTx) -> std::result::Result<T, E>,
@@ -274,6 +290,9 @@ impl Store {
     }
 
     /// Like [`write`](Store::write), with a durability for this transaction alone.
+    ///
+    /// # Errors
+    /// As [`write`](Store::write).
     pub fn write_with<T, E: From<Error>>(
         &self,
         durability: Durability,
@@ -287,6 +306,9 @@ impl Store {
     /// [`compact`](Store::compact), [`check_integrity`](Store::check_integrity) and
     /// [`close`](Store::close) called from inside `f` return
     /// [`Error::NestedTransaction`]: they wait for every transaction, this one included.
+    ///
+    /// # Errors
+    /// Whatever `f` returns; [`Error::Closed`]; storage errors opening the snapshot.
     pub fn read<T, E: From<Error>>(
         &self,
         f: impl FnOnce(&ReadTx) -> std::result::Result<T, E>,
@@ -296,6 +318,11 @@ impl Store {
 
     /// Makes every write acknowledged so far durable (one fsync). A no-op in effect with
     /// [`Durability::Immediate`].
+    ///
+    /// # Errors
+    /// [`Error::NestedTransaction`] when called inside a write on this thread;
+    /// [`Error::Closed`] after [`close`](Store::close); [`Error::CommitOutcomeUnknown`]
+    /// when the commit fails.
     pub fn flush(&self) -> Result<()> {
         self.inner.write(Durability::Immediate, |_| Ok(()))
     }
@@ -304,11 +331,20 @@ impl Store {
     /// transaction, and returns how many it removed. Expired records are already
     /// invisible to reads; this reclaims their space. Call it until it returns less than
     /// `limit` to sweep everything.
+    ///
+    /// # Errors
+    /// [`Error::NestedTransaction`] when called inside a write on this thread;
+    /// [`Error::Closed`] after [`close`](Store::close); [`Error::CommitOutcomeUnknown`]
+    /// when the commit fails.
     pub fn sweep_expired(&self, limit: usize) -> Result<usize> {
         Ok(self.inner.sweep_batch(limit)?.removed)
     }
 
     /// Sweeps every expired record in batches of `batch`, returning the total removed.
+    ///
+    /// # Errors
+    /// As [`sweep_expired`](Store::sweep_expired); batches committed before a failure stay
+    /// committed.
     pub fn sweep_all_expired(&self, batch: usize) -> Result<usize> {
         let batch = batch.max(1);
         let mut total = 0;
@@ -339,6 +375,10 @@ impl Store {
     /// Stops the sweeper, waits for running transactions, and closes the file, reporting
     /// any error redb meets while closing. Every clone of this store returns
     /// [`Error::Closed`] afterwards.
+    ///
+    /// # Errors
+    /// [`Error::NestedTransaction`] when called inside a transaction on this thread;
+    /// storage errors while closing.
     pub fn close(self) -> Result<()> {
         WriteScope::refuse_if_inside()?;
         if let Some(sweeper) = &self.sweeper {
@@ -362,6 +402,12 @@ impl Store {
     /// file must still exist: a missing file is not silently recreated empty. If opening
     /// fails, the store stays closed ([`Error::Closed`] for every call) and `reopen` can be
     /// tried again.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a store not opened from a file;
+    /// [`Error::NestedTransaction`] when called inside a transaction on this thread;
+    /// [`Error::Closed`]; storage errors. The errors of [`Store::open`] when the file
+    /// cannot be opened again.
     pub fn reopen(&self) -> Result<()> {
         WriteScope::refuse_if_inside()?;
         let (Some(path), Some(options)) = (&self.inner.path, &self.inner.reopen) else {
@@ -390,6 +436,10 @@ impl Store {
     /// (say, parallel reads inside a write) can deadlock with a concurrent `compact`,
     /// `check_integrity` or `close`: the other thread queues behind the maintenance call,
     /// which waits for the closure. Start such threads outside the closure.
+    ///
+    /// # Errors
+    /// [`Error::NestedTransaction`] when called inside a transaction on this thread;
+    /// [`Error::Closed`]; storage errors.
     pub fn compact(&self) -> Result<bool> {
         WriteScope::refuse_if_inside()?;
         let mut guard = self.inner.db.write();
@@ -400,6 +450,10 @@ impl Store {
     /// Verifies every page checksum of the file (and repairs what redb can). Waits for
     /// running transactions like [`compact`](Store::compact). Returns `true` when the
     /// file was intact.
+    ///
+    /// # Errors
+    /// [`Error::NestedTransaction`] when called inside a transaction on this thread;
+    /// [`Error::Closed`]; storage errors.
     pub fn check_integrity(&self) -> Result<bool> {
         WriteScope::refuse_if_inside()?;
         let mut guard = self.inner.db.write();
@@ -408,6 +462,9 @@ impl Store {
     }
 
     /// Record counts per table, the file size, and sweeper counters.
+    ///
+    /// # Errors
+    /// [`Error::Closed`]; [`Error::Io`] reading the file's size; storage errors.
     pub fn stats(&self) -> Result<StoreStats> {
         let (tables, schema_version) = self.read(|tx| {
             let counts = schema::table_counts(tx.raw())?;
