@@ -5,8 +5,14 @@ use std::time::Duration;
 /// How each write transaction is made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
-    /// Every commit is on disk when it returns (one fsync per commit). A crash or power
-    /// loss never loses an acknowledged write.
+    /// Every commit is on disk when it returns. A crash or power loss never loses an
+    /// acknowledged write. A writer alone pays one fsync per commit; concurrent writers
+    /// share fsyncs (group commit): a commit made while other writers are in flight
+    /// waits for the last of them to sync the whole group, and if that sync fails every
+    /// caller it covered gets [`Error::CommitOutcomeUnknown`](crate::Error::CommitOutcomeUnknown).
+    /// A reader (or a relaxed writer) may see such a commit before its caller returns;
+    /// if the process dies before the group's sync, that commit is lost, and its caller
+    /// was never acknowledged.
     #[default]
     Immediate,
     /// Commits return before they are synced. A crash, whether the process is killed or

@@ -46,6 +46,12 @@ impl WriteTx {
         &self.txn
     }
 
+    pub(crate) fn set_durability(&mut self, durability: redb::Durability) -> Result<()> {
+        self.txn
+            .set_durability(durability)
+            .map_err(|e| Error::CommitOutcomeUnknown(e.into()))
+    }
+
     pub(crate) fn commit(self) -> Result<()> {
         self.txn
             .commit()

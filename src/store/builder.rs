@@ -277,6 +277,7 @@ impl StoreBuilder {
             path,
             reopen,
             counters: SweeperCounters::default(),
+            group: Default::default(),
             _temp_dir: temp_dir,
         });
         let sweeper = match self.sweep_interval {

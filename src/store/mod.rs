@@ -5,6 +5,7 @@
 mod blocking;
 mod builder;
 mod flows;
+mod group_commit;
 
 pub(crate) mod open;
 mod sweeper;
@@ -73,6 +74,8 @@ pub(crate) struct Inner {
     /// How to open `path` again, for [`Store::reopen`] (file stores only).
     reopen: Option<open::OpenOptionsRedb>,
     counters: SweeperCounters,
+    /// Concurrent durable writers share fsyncs through it.
+    group: group_commit::GroupCommit,
     /// Keeps a temporary store's directory alive; dropped after `db`.
     _temp_dir: Option<tempfile::TempDir>,
 }
@@ -143,23 +146,22 @@ impl Inner {
         let _scope = WriteScope::enter()?;
         let guard = self.lock_db(nested);
         let db = guard.as_ref().ok_or(Error::Closed)?;
+        // Counted in only once the database lock is held, so that nobody waits for a
+        // writer that itself waits behind a maintenance call.
+        let ticket = self.group.enter(db);
         let mut txn = db.begin_write().map_err(Error::from)?;
-        let redb_durability = match durability {
-            Durability::Immediate => redb::Durability::Immediate,
-            Durability::Relaxed => redb::Durability::None,
-        };
-        txn.set_durability(redb_durability).map_err(Error::from)?;
         if self.quick_repair {
             txn.set_quick_repair(true);
         }
         let mut tx = WriteTx::new(txn, self.clock.now_ms(), Arc::clone(&self.config));
         match f(&mut tx) {
             Ok(out) => {
-                tx.commit()?;
+                ticket.commit(tx, durability)?;
                 Ok(out)
             }
             Err(e) => {
                 tx.abort();
+                drop(ticket);
                 Err(e)
             }
         }
