@@ -39,76 +39,94 @@ pub(crate) struct SweepOutcome {
     pub(crate) removed: usize,
 }
 
-/// Removes up to `limit` expired records, oldest expiry first. Cost is O(expired).
+/// Whether any record has expired at `now` (a sweep with nothing to do is not worth a
+/// write transaction, nor its fsync).
+pub(crate) fn any_due(read: &redb::ReadTransaction, now: u64) -> Result<bool> {
+    let index = read.open_table(EXPIRY)?;
+    let due = match index.first()? {
+        Some((key, _)) => key.value().0 <= now,
+        None => false,
+    };
+    Ok(due)
+}
+
+/// Removes up to `limit` expired records, oldest expiry first. Cost is O(expired): the
+/// due index entries are popped off the front of the index, then each table is opened
+/// once for all of its due records.
 pub(crate) fn sweep(tx: &WriteTx, limit: usize) -> Result<SweepOutcome> {
     let now = tx.now_ms();
-    let due: Vec<(u64, u8, Vec<u8>)> = {
-        let index = tx.raw().open_table(EXPIRY)?;
-        let mut due = Vec::new();
-        for entry in index.range((0u64, 0u8, &[][..])..)?.take(limit) {
-            let (key, _) = entry?;
-            let (at, tag, packed) = key.value();
-            if at > now {
+    let mut due: Vec<(u8, Vec<u8>, u64)> = Vec::new();
+    {
+        let mut index = tx.raw().open_table(EXPIRY)?;
+        while due.len() < limit {
+            let next_due = match index.first()? {
+                Some((key, _)) => key.value().0 <= now,
+                None => false,
+            };
+            if !next_due {
                 break;
             }
-            due.push((at, tag, packed.to_vec()));
+            if let Some((key, _)) = index.pop_first()? {
+                let (at, tag, packed) = key.value();
+                due.push((tag, packed.to_vec(), at));
+            }
         }
-        due
-    };
+    }
     let mut outcome = SweepOutcome {
         scanned: due.len(),
         removed: 0,
     };
-    {
-        let mut index = tx.raw().open_table(EXPIRY)?;
-        for (at, tag, packed) in &due {
-            index.remove((*at, *tag, packed.as_slice()))?;
-        }
-    }
-    for (at, tag, packed) in &due {
-        if remove_primary(tx, *tag, packed, *at, now)? {
-            outcome.removed += 1;
-        }
+    // Grouped by table (stable: oldest first within a table), so each opens once.
+    due.sort_by_key(|(tag, _, _)| *tag);
+    for group in due.chunk_by(|a, b| a.0 == b.0) {
+        outcome.removed += remove_group(tx, group, now)?;
     }
     Ok(outcome)
 }
 
-/// Removes the record an index entry points at, if it still expires at `at`. An entry
-/// whose key cannot be unpacked (damage) is dropped without touching any record.
-fn remove_primary(tx: &WriteTx, tag: u8, packed: &[u8], at: u64, now: u64) -> Result<bool> {
-    let Some(table) = TtlTable::from_tag(tag) else {
-        return Ok(false);
+/// Removes the records a group of index entries (one table) points at, where they still
+/// expire at the indexed instant. An unknown tag or a key that cannot be unpacked
+/// (damage) is dropped without touching any record.
+fn remove_group(tx: &WriteTx, group: &[(u8, Vec<u8>, u64)], now: u64) -> Result<usize> {
+    let Some(table) = group
+        .first()
+        .and_then(|(tag, _, _)| TtlTable::from_tag(*tag))
+    else {
+        return Ok(0);
     };
     match table {
-        TtlTable::Kv => remove_if_due(tx, schema::KV, packed, at, now),
-        TtlTable::WorkingMemory => remove_if_due(tx, schema::WORKING_MEMORY, packed, at, now),
-        TtlTable::Pending => remove_if_due(tx, schema::PENDING, packed, at, now),
-        TtlTable::Dedup => remove_if_due(tx, schema::DEDUP, packed, at, now),
-        TtlTable::Idempotency => remove_if_due(tx, schema::IDEMPOTENCY, packed, at, now),
-        TtlTable::Sessions => remove_if_due(tx, schema::SESSIONS, packed, at, now),
-        TtlTable::Locations => remove_if_due(tx, schema::LOCATIONS, packed, at, now),
+        TtlTable::Kv => remove_if_due(tx, schema::KV, group, now),
+        TtlTable::WorkingMemory => remove_if_due(tx, schema::WORKING_MEMORY, group, now),
+        TtlTable::Pending => remove_if_due(tx, schema::PENDING, group, now),
+        TtlTable::Dedup => remove_if_due(tx, schema::DEDUP, group, now),
+        TtlTable::Idempotency => remove_if_due(tx, schema::IDEMPOTENCY, group, now),
+        TtlTable::Sessions => remove_if_due(tx, schema::SESSIONS, group, now),
+        TtlTable::Locations => remove_if_due(tx, schema::LOCATIONS, group, now),
     }
 }
 
 fn remove_if_due<K: KeyShape>(
     tx: &WriteTx,
     table: RecordTable<K>,
-    packed: &[u8],
-    at: u64,
+    group: &[(u8, Vec<u8>, u64)],
     now: u64,
-) -> Result<bool> {
-    let Some(key) = K::unpack(packed) else {
-        return Ok(false);
-    };
+) -> Result<usize> {
     let mut opened = tx.raw().open_table(table.def)?;
-    let due = match opened.get(&key)? {
-        Some(guard) => envelope::peek_header(guard.value())
-            .map(|h| h.expires_at_ms == Some(at) && h.is_expired(now))
-            .unwrap_or(false),
-        None => false,
-    };
-    if due {
-        opened.remove(&key)?;
+    let mut removed = 0;
+    for (_, packed, at) in group {
+        let Some(key) = K::unpack(packed) else {
+            continue;
+        };
+        let due = match opened.get(&key)? {
+            Some(guard) => envelope::peek_header(guard.value())
+                .map(|h| h.expires_at_ms == Some(*at) && h.is_expired(now))
+                .unwrap_or(false),
+            None => false,
+        };
+        if due {
+            opened.remove(&key)?;
+            removed += 1;
+        }
     }
-    Ok(due)
+    Ok(removed)
 }

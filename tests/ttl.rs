@@ -2,8 +2,12 @@
 
 #![allow(clippy::unwrap_used)] // tests state their expectations by unwrapping
 
+mod common;
+
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use common::faulty_backend::{Fault, FaultState, FaultyBackend};
 use edgestate::{Error, ManualClock, Store, Table};
 
 const T0: u64 = 1_700_000_000_000;
@@ -193,4 +197,32 @@ fn ttl_saturates_instead_of_overflowing() {
         s.kv().get("ns", "k").unwrap().unwrap().expires_at_ms,
         Some(u64::MAX)
     );
+}
+
+#[test]
+fn a_sweep_with_nothing_due_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sweep.db");
+    Store::open(&path).unwrap().close().unwrap();
+    let clock = ManualClock::new(T0);
+    let state = FaultState::new(Fault::None);
+    let store = Store::builder()
+        .clock(clock.clone())
+        .open_with_backend(FaultyBackend::open(&path, state.clone()).unwrap())
+        .unwrap();
+    store
+        .kv()
+        .put("ns", "later", b"v", Some(Duration::from_secs(60)))
+        .unwrap();
+    let (syncs, writes) = (
+        state.syncs.load(Ordering::SeqCst),
+        state.writes.load(Ordering::SeqCst),
+    );
+    assert_eq!(store.sweep_expired(100).unwrap(), 0);
+    assert_eq!(store.sweep_all_expired(10).unwrap(), 0);
+    assert_eq!(state.syncs.load(Ordering::SeqCst), syncs);
+    assert_eq!(state.writes.load(Ordering::SeqCst), writes);
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(store.sweep_expired(100).unwrap(), 1);
+    assert!(state.syncs.load(Ordering::SeqCst) > syncs);
 }

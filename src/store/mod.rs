@@ -194,6 +194,9 @@ impl Inner {
     }
 
     pub(crate) fn sweep_batch(&self, limit: usize) -> Result<ttl::SweepOutcome> {
+        if limit == 0 || !self.read(|tx| ttl::any_due(tx.raw(), tx.now_ms()))? {
+            return Ok(ttl::SweepOutcome::default());
+        }
         self.write(self.durability, |tx| ttl::sweep(tx, limit))
     }
 }
