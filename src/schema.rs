@@ -10,7 +10,14 @@ use crate::codec::keys::KeyShape;
 use crate::error::{Error, Result};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// - 1: the first layout.
+/// - 2: JSON-valued fields of postcard bodies (a context's `agent_memory`, a snapshot's
+///   `step_outputs` and `variables`) are stored as binary trees, read without parsing
+///   text (record format 4). Opening a schema-1 file moves its version to 2 and nothing
+///   else: its records (format 2) stay readable and are rewritten in the new form when
+///   they are next written. Older builds then refuse the file rather than misread it.
+pub const SCHEMA_VERSION: u32 = 2;
 /// The oldest schema version this build can open (migrating it on open).
 pub const OLDEST_SUPPORTED_SCHEMA: u32 = 1;
 
@@ -218,7 +225,8 @@ pub(crate) fn ensure(db: &redb::Database, path: &std::path::Path, now_ms: u64) -
                 concat!("edgestate ", env!("CARGO_PKG_VERSION")).as_bytes(),
             )?;
         }
-        // Migrations from older schema versions go here, inside this transaction.
+        // Migrations from older schema versions go here, inside this transaction. 1 -> 2
+        // needs none: schema-1 records are read as they are (see SCHEMA_VERSION).
         meta.insert(META_SCHEMA_VERSION, SCHEMA_VERSION.to_le_bytes().as_slice())?;
     }
     open_all_for_write(&tx, path)?;

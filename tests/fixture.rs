@@ -1,8 +1,9 @@
-//! A store file written by schema version 1, checked in under `tests/fixtures/`. Opening
-//! it and reading known values from every table makes any accidental change of the
-//! on-disk format (table layouts, envelope, postcard bodies) fail a test.
+//! Store files written by each schema version, checked in under `tests/fixtures/`.
+//! Opening them and reading known values from every table makes any accidental change of
+//! the on-disk format (table layouts, envelope, postcard bodies) fail a test, and shows
+//! that files of every older schema still open.
 //!
-//! Regenerate only on purpose (with a schema version bump and a migration):
+//! Regenerate the current version's file only on purpose (with a schema version bump):
 //! `cargo test --test fixture -- --ignored regenerate`
 
 #![allow(clippy::unwrap_used)] // tests state their expectations by unwrapping
@@ -21,8 +22,8 @@ use serde_json::json;
 const T0_MS: u64 = 1_750_000_000_000;
 const T0_S: i64 = 1_750_000_000;
 
-fn fixture_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/schema-v1.edgestate")
+fn fixture_path(schema: u32) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/schema-v{schema}.edgestate"))
 }
 
 fn write_fixture(store: &Store) -> Result<(), Error> {
@@ -122,7 +123,7 @@ fn write_fixture(store: &Store) -> Result<(), Error> {
 #[test]
 #[ignore = "rewrites the checked-in fixture"]
 fn regenerate() {
-    let path = fixture_path();
+    let path = fixture_path(edgestate::SCHEMA_VERSION);
     let _ = std::fs::remove_file(&path);
     let store = Store::builder()
         .clock(ManualClock::new(T0_MS))
@@ -132,17 +133,83 @@ fn regenerate() {
     store.close().unwrap();
 }
 
-#[test]
-fn schema_v1_fixture_opens_and_reads_known_values() {
+/// Opens a copy of the fixture of `schema`, checks every known value, writes, and
+/// checks the values again.
+fn open_and_check(schema: u32) {
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("copy.edgestate");
-    std::fs::copy(fixture_path(), &copy).unwrap();
+    std::fs::copy(fixture_path(schema), &copy).unwrap();
     let store = Store::builder()
         .clock(ManualClock::new(T0_MS + 1_000))
         .open(&copy)
         .unwrap();
-    assert_eq!(store.stats().unwrap().schema_version, 1);
+    // Opening moves an older file to the current schema (older builds then refuse it).
+    assert_eq!(
+        store.stats().unwrap().schema_version,
+        edgestate::SCHEMA_VERSION
+    );
+    check_known_values(&store);
+    // Rewrite the records with JSON-valued fields in this build's form; they read the same.
+    store
+        .contexts()
+        .update("alice", |ctx| {
+            ctx.preferences.auto_compound = !ctx.preferences.auto_compound;
+            Ok(())
+        })
+        .unwrap();
+    store
+        .contexts()
+        .update("alice", |ctx| {
+            ctx.preferences.auto_compound = !ctx.preferences.auto_compound;
+            Ok(())
+        })
+        .unwrap();
+    let mut snap = store.snapshots().get("exec_1").unwrap().unwrap();
+    snap.sequence_number += 1;
+    store.snapshots().put(&snap).unwrap();
+    let ctx = store.contexts().get("alice").unwrap().unwrap();
+    assert_eq!(ctx.version, 7);
+    assert_eq!(ctx.agent_memory["goal"], json!({"save": 100}));
+    let snap = store.snapshots().get("exec_1").unwrap().unwrap();
+    assert_eq!(snap.variables["goal"], json!("ship"));
+    drop(store);
+    let store = Store::open(&copy).unwrap();
+    assert_eq!(
+        store.contexts().get("alice").unwrap().unwrap().agent_memory["goal"],
+        json!({"save": 100})
+    );
+}
 
+/// The record format byte of alice's context in the fixture of `schema`, read with
+/// redb directly.
+fn context_format(schema: u32) -> u8 {
+    use redb::{ReadableDatabase, TableDefinition};
+    const CONTEXTS: TableDefinition<&str, &[u8]> = TableDefinition::new("edgestate.contexts");
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("raw.edgestate");
+    std::fs::copy(fixture_path(schema), &copy).unwrap();
+    let db = redb::Database::open(&copy).unwrap();
+    let read = db.begin_read().unwrap();
+    let table = read.open_table(CONTEXTS).unwrap();
+    let bytes = table.get("alice").unwrap().unwrap().value().to_vec();
+    bytes[0]
+}
+
+#[test]
+fn schema_v1_fixture_opens_and_reads_known_values() {
+    // Schema 1 stored JSON-valued fields as text (format 2).
+    assert_eq!(context_format(1), 2);
+    open_and_check(1);
+}
+
+#[test]
+fn schema_v2_fixture_opens_and_reads_known_values() {
+    // Schema 2 stores them as binary trees (format 4).
+    assert_eq!(context_format(2), 4);
+    open_and_check(2);
+}
+
+fn check_known_values(store: &Store) {
     let bytes = store.kv().get("ns", "bytes").unwrap().unwrap();
     assert_eq!(
         (bytes.value.as_slice(), bytes.version),

@@ -15,10 +15,16 @@ pub const HEADER_LEN: usize = 22;
 
 /// Payload is opaque caller bytes.
 pub const FORMAT_BYTES: u8 = 1;
-/// Payload is a postcard-encoded edgestate type (schema version 1 layouts).
+/// Payload is a postcard-encoded edgestate type whose JSON-valued fields are JSON text
+/// (written by schema version 1; still read).
 pub const FORMAT_POSTCARD_V1: u8 = 2;
 /// Payload is JSON text.
 pub const FORMAT_JSON: u8 = 3;
+/// Payload is a postcard-encoded edgestate type whose JSON-valued fields are binary
+/// trees, read without parsing text (schema version 2 on).
+pub const FORMAT_POSTCARD_V2: u8 = 4;
+/// The postcard format this build writes.
+pub const FORMAT_POSTCARD: u8 = FORMAT_POSTCARD_V2;
 
 const FLAG_HAS_EXPIRY: u8 = 0b0000_0001;
 const KNOWN_FLAGS: u8 = FLAG_HAS_EXPIRY;
@@ -139,7 +145,10 @@ pub fn peek_header(bytes: &[u8]) -> Result<Header, EnvelopeError> {
         return Err(EnvelopeError::Truncated { len: bytes.len() });
     }
     let format = bytes[0];
-    if !matches!(format, FORMAT_BYTES | FORMAT_POSTCARD_V1 | FORMAT_JSON) {
+    if !matches!(
+        format,
+        FORMAT_BYTES | FORMAT_POSTCARD_V1 | FORMAT_JSON | FORMAT_POSTCARD_V2
+    ) {
         return Err(EnvelopeError::UnknownFormat(format));
     }
     let flags = bytes[1];

@@ -18,6 +18,27 @@ pub(crate) fn to_postcard<T: Serialize + ?Sized>(what: &'static str, value: &T) 
     })
 }
 
+/// Deserializes the postcard body of a record of `format` ([`envelope::FORMAT_POSTCARD_V1`]
+/// or [`envelope::FORMAT_POSTCARD_V2`]); any other format is a decode error.
+pub(crate) fn from_postcard_record<T: DeserializeOwned>(
+    table: &'static str,
+    key: &str,
+    format: u8,
+    payload: &[u8],
+) -> Result<T> {
+    match format {
+        envelope::FORMAT_POSTCARD_V2 => from_postcard(table, key, payload),
+        envelope::FORMAT_POSTCARD_V1 => {
+            json_value::legacy_text(|| from_postcard(table, key, payload))
+        }
+        other => Err(Error::Decode {
+            table,
+            key: key.to_owned(),
+            reason: format!("record format {other} is not a postcard body"),
+        }),
+    }
+}
+
 /// Deserializes a postcard body; a body that does not parse is reported as corrupt,
 /// since it passed its checksum and so was written this way.
 pub(crate) fn from_postcard<T: DeserializeOwned>(
@@ -53,37 +74,4 @@ pub(crate) fn from_json<T: DeserializeOwned>(
     })
 }
 
-/// A `serde(with)` adapter for `serde_json::Value` fields (or maps of them). Postcard is
-/// not self-describing and cannot deserialize `Value`, so in binary formats the value is
-/// stored as JSON text; in human-readable formats (serde_json itself) it stays a plain
-/// JSON value, so the types still serialize to the JSON users expect.
-pub mod json_text {
-    use serde::de::{DeserializeOwned, Error as _};
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    /// Serializes `value` as JSON text (binary formats) or as itself (human-readable).
-    ///
-    /// # Errors
-    /// When the value cannot be written as JSON, or the serializer fails.
-    pub fn serialize<T: Serialize, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() {
-            return value.serialize(s);
-        }
-        let text = serde_json::to_string(value).map_err(serde::ser::Error::custom)?;
-        s.serialize_str(&text)
-    }
-
-    /// Deserializes a value stored by [`serialize`].
-    ///
-    /// # Errors
-    /// When the stored text is not JSON of type `T`.
-    pub fn deserialize<'de, T: DeserializeOwned, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<T, D::Error> {
-        if d.is_human_readable() {
-            return T::deserialize(d);
-        }
-        let text = String::deserialize(d)?;
-        serde_json::from_str(&text).map_err(D::Error::custom)
-    }
-}
+pub mod json_value;

@@ -61,8 +61,7 @@ fn check_last4(last4: &str) -> Result<()> {
 }
 
 fn decode(fingerprint: &str, stored: &Stored) -> Result<CardMapping> {
-    let body = stored.payload_of(CARDS.name, fingerprint, envelope::FORMAT_POSTCARD_V1)?;
-    codec::from_postcard(CARDS.name, fingerprint, body)
+    stored.decode(CARDS.name, fingerprint)
 }
 
 /// The forward record of a card as a write sees it.
@@ -225,7 +224,7 @@ impl<A: WriteAccess> Cards<'_, A> {
                 linked_at_s: unix_seconds(tx.now_ms()),
             };
             let body = codec::to_postcard("card mapping", &mapping)?;
-            slot.put(envelope::FORMAT_POSTCARD_V1, &body, None)?;
+            slot.put(envelope::FORMAT_POSTCARD, &body, None)?;
             let (previous_owner, relinked) = match current {
                 Current::Linked(old) if old.user_pubkey == user => (None, true),
                 Current::Linked(old) => {

@@ -51,8 +51,7 @@ impl Claim {
 }
 
 fn decode(txn_id: &str, stored: &Stored) -> Result<ProcessedTransaction> {
-    let body = stored.payload_of(DEDUP.name, txn_id, envelope::FORMAT_POSTCARD_V1)?;
-    codec::from_postcard(DEDUP.name, txn_id, body)
+    stored.decode(DEDUP.name, txn_id)
 }
 
 /// The live claim of an already validated `txn_id` in a snapshot.
@@ -159,7 +158,7 @@ impl<A: WriteAccess> Dedup<'_, A> {
             };
             let body = codec::to_postcard("dedup record", &claim)?;
             let expires_at_ms = expiry_after(now, tx.config().dedup_ttl);
-            slot.put(envelope::FORMAT_POSTCARD_V1, &body, Some(expires_at_ms))?;
+            slot.put(envelope::FORMAT_POSTCARD, &body, Some(expires_at_ms))?;
             Ok(Claim::New)
         })
     }

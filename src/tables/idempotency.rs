@@ -90,8 +90,7 @@ fn check_fingerprint(fingerprint: &[u8]) -> Result<()> {
 }
 
 fn decode(key: &str, stored: &Stored) -> Result<IdempotencyRecord> {
-    let payload = stored.payload_of(IDEMPOTENCY.name, key, envelope::FORMAT_POSTCARD_V1)?;
-    let body: Body = codec::from_postcard(IDEMPOTENCY.name, key, payload)?;
+    let body: Body = stored.decode(IDEMPOTENCY.name, key)?;
     Ok(IdempotencyRecord {
         key: key.to_owned(),
         payload_fingerprint: body.payload_fingerprint,
@@ -281,11 +280,7 @@ impl<A: WriteAccess> Idempotency<'_, A> {
                 lease_expires_at_ms,
             };
             let body = encode(payload_fingerprint, state)?;
-            slot.put(
-                envelope::FORMAT_POSTCARD_V1,
-                &body,
-                Some(lease_expires_at_ms),
-            )?;
+            slot.put(envelope::FORMAT_POSTCARD, &body, Some(lease_expires_at_ms))?;
             Ok(Begin::Started {
                 lease_expires_at_ms,
             })
@@ -324,7 +319,7 @@ impl<A: WriteAccess> Idempotency<'_, A> {
             };
             let body = encode(payload_fingerprint, state)?;
             let expires_at_ms = expiry_after(now, tx.config().idempotency_ttl);
-            slot.put(envelope::FORMAT_POSTCARD_V1, &body, Some(expires_at_ms))?;
+            slot.put(envelope::FORMAT_POSTCARD, &body, Some(expires_at_ms))?;
             Ok(true)
         })
     }

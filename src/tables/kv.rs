@@ -48,10 +48,13 @@ fn entry(key: &str, stored: Stored) -> KvEntry {
 
 fn decode_typed<T: DeserializeOwned>(ns: &str, key: &str, stored: &Stored) -> Result<Versioned<T>> {
     let shown_key = format!("{ns}/{key}");
-    let value = if stored.format == envelope::FORMAT_JSON {
-        codec::from_json(KV.name, &shown_key, &stored.payload)?
-    } else {
-        codec::from_postcard(KV.name, &shown_key, &stored.payload)?
+    let value = match stored.format {
+        envelope::FORMAT_JSON => codec::from_json(KV.name, &shown_key, &stored.payload)?,
+        envelope::FORMAT_POSTCARD_V1 | envelope::FORMAT_POSTCARD_V2 => {
+            codec::from_postcard_record(KV.name, &shown_key, stored.format, &stored.payload)?
+        }
+        // Raw bytes asked for as a type: read them as postcard, as they were written.
+        _ => codec::from_postcard(KV.name, &shown_key, &stored.payload)?,
     };
     Ok(Versioned {
         value,
@@ -328,7 +331,7 @@ impl<A: WriteAccess> Kv<'_, A> {
         expect: Expect,
     ) -> Result<u64> {
         let bytes = codec::to_postcard("kv value", value)?;
-        self.put_format(ns, key, envelope::FORMAT_POSTCARD_V1, &bytes, ttl, expect)
+        self.put_format(ns, key, envelope::FORMAT_POSTCARD, &bytes, ttl, expect)
     }
 
     /// Stores a serde value as JSON text (for self-describing values such as
@@ -372,7 +375,7 @@ impl<A: WriteAccess> Kv<'_, A> {
             };
             let next = codec::to_postcard("kv value", &f(current)?)?;
             let expires_at_ms = ttl.map(|d| expiry_after(tx.now_ms(), d));
-            slot.put(envelope::FORMAT_POSTCARD_V1, &next, expires_at_ms)
+            slot.put(envelope::FORMAT_POSTCARD, &next, expires_at_ms)
         })
     }
 }

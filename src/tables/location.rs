@@ -39,8 +39,7 @@ struct Body {
 }
 
 fn decode(user: &str, stored: &Stored) -> Result<CurrentMerchant> {
-    let payload = stored.payload_of(LOCATIONS.name, user, envelope::FORMAT_POSTCARD_V1)?;
-    let body: Body = codec::from_postcard(LOCATIONS.name, user, payload)?;
+    let body: Body = stored.decode(LOCATIONS.name, user)?;
     Ok(CurrentMerchant {
         merchant_id: body.merchant_id,
         entered_at_ms: body.entered_at_ms,
@@ -125,7 +124,7 @@ impl<A: WriteAccess> LocationCache<'_, A> {
                 tx,
                 LOCATIONS,
                 user,
-                envelope::FORMAT_POSTCARD_V1,
+                envelope::FORMAT_POSTCARD,
                 &payload,
                 Some(expires_at_ms),
                 Expect::Any,

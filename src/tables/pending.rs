@@ -99,10 +99,9 @@ pub struct PendingEntry {
 
 fn entry(user: &str, seq: u64, stored: &Stored) -> Result<PendingEntry> {
     let shown = <(&str, u64)>::show(&(user, seq));
-    let payload = stored.payload_of(PENDING.name, &shown, envelope::FORMAT_POSTCARD_V1)?;
     Ok(PendingEntry {
         seq,
-        capture: codec::from_postcard(PENDING.name, &shown, payload)?,
+        capture: stored.decode(PENDING.name, &shown)?,
         // Always written with an expiry; a record without one would never expire.
         expires_at_ms: stored.expires_at_ms.unwrap_or(u64::MAX),
     })
@@ -254,7 +253,7 @@ impl<A: WriteAccess> Pending<'_, A> {
                 tx,
                 PENDING,
                 (user, seq),
-                envelope::FORMAT_POSTCARD_V1,
+                envelope::FORMAT_POSTCARD,
                 &payload,
                 Some(expires_at_ms),
                 Expect::Absent,

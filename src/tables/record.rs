@@ -29,18 +29,14 @@ pub(crate) struct Stored {
 }
 
 impl Stored {
-    /// The body, checked to be of `format` (a record of another format under this key
-    /// means the file was written by something else).
-    pub(crate) fn payload_of(&self, table: &'static str, key: &str, format: u8) -> Result<&[u8]> {
-        if self.format == format {
-            Ok(&self.payload)
-        } else {
-            Err(Error::Decode {
-                table,
-                key: key.to_owned(),
-                reason: format!("record format {} where {format} was expected", self.format),
-            })
-        }
+    /// The body decoded as an edgestate type (postcard, of either schema's layout; a
+    /// record of another format under this key is a decode error).
+    pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &'static str,
+        key: &str,
+    ) -> Result<T> {
+        crate::codec::from_postcard_record(table, key, self.format, &self.payload)
     }
 }
 

@@ -70,8 +70,7 @@ impl SessionKeyData {
 /// `now` (the record's expiry already covers it; checking the body as well keeps the
 /// seed's rule even for a record whose header says otherwise).
 fn live_session(user: &str, stored: &Stored, now: u64) -> Result<Option<SessionKeyData>> {
-    let payload = stored.payload_of(SESSIONS.name, user, envelope::FORMAT_POSTCARD_V1)?;
-    let session: SessionKeyData = codec::from_postcard(SESSIONS.name, user, payload)?;
+    let session: SessionKeyData = stored.decode(SESSIONS.name, user)?;
     Ok((!session.is_expired_at(now)).then_some(session))
 }
 
@@ -175,7 +174,7 @@ impl<A: WriteAccess> Sessions<'_, A> {
                 tx,
                 SESSIONS,
                 user,
-                envelope::FORMAT_POSTCARD_V1,
+                envelope::FORMAT_POSTCARD,
                 &payload,
                 Some(expires_at_ms),
                 Expect::Any,
@@ -234,7 +233,7 @@ impl<A: WriteAccess> Sessions<'_, A> {
             session.actions_used += 1;
             let expires_at_ms = stored.expires_at_ms;
             let payload = codec::to_postcard("session", &session)?;
-            slot.put(envelope::FORMAT_POSTCARD_V1, &payload, expires_at_ms)?;
+            slot.put(envelope::FORMAT_POSTCARD, &payload, expires_at_ms)?;
             Ok(session)
         })
     }

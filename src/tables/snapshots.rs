@@ -101,10 +101,10 @@ pub struct ExecutionSnapshot {
     /// The step running now, if any.
     pub current_step_id: Option<String>,
     /// Outputs of completed steps, by step id.
-    #[serde(with = "crate::codec::json_text")]
+    #[serde(with = "crate::codec::json_value")]
     pub step_outputs: HashMap<String, serde_json::Value>,
     /// Working variables.
-    #[serde(with = "crate::codec::json_text")]
+    #[serde(with = "crate::codec::json_value")]
     pub variables: HashMap<String, serde_json::Value>,
     /// When the snapshot was taken, ms since the epoch. 0 means "not set":
     /// [`Snapshots::put`] then stores the transaction's now (the store's clock).
@@ -156,8 +156,7 @@ enum Owner {
 }
 
 fn decode(exec: &str, stored: &Stored) -> Result<ExecutionSnapshot> {
-    let payload = stored.payload_of(SNAPSHOTS.name, exec, envelope::FORMAT_POSTCARD_V1)?;
-    codec::from_postcard(SNAPSHOTS.name, exec, payload)
+    stored.decode(SNAPSHOTS.name, exec)
 }
 
 handle! {
@@ -299,7 +298,7 @@ impl<A: WriteAccess> Snapshots<'_, A> {
             } else {
                 codec::to_postcard("execution snapshot", snapshot)?
             };
-            let version = slot.put(envelope::FORMAT_POSTCARD_V1, &payload, None)?;
+            let version = slot.put(envelope::FORMAT_POSTCARD, &payload, None)?;
             let mut index = tx.raw().open_multimap_table(SNAPSHOTS_BY_TENANT)?;
             if let Some(previous) = previous_tenant {
                 if previous != snapshot.tenant_id {
@@ -420,7 +419,7 @@ mod tests {
             ))
             .expect("put");
         let bad_body = crate::codec::envelope::encode(
-            crate::codec::envelope::FORMAT_POSTCARD_V1,
+            crate::codec::envelope::FORMAT_POSTCARD,
             1,
             None,
             b"\xff\xff",

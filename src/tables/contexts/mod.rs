@@ -35,8 +35,7 @@ pub struct ContextBatch {
 }
 
 fn decode(user: &str, stored: &Stored) -> Result<UserContext> {
-    let payload = stored.payload_of(CONTEXTS.name, user, envelope::FORMAT_POSTCARD_V1)?;
-    let mut ctx: UserContext = codec::from_postcard(CONTEXTS.name, user, payload)?;
+    let mut ctx: UserContext = stored.decode(CONTEXTS.name, user)?;
     // The record header is the authority on the version.
     ctx.version = stored.version;
     Ok(ctx)
@@ -68,7 +67,7 @@ fn write(
     // The version lives inside the body too, so it is known before encoding.
     ctx.version = slot.next_version();
     let body = codec::to_postcard("user context", &ctx)?;
-    ctx.version = slot.put(envelope::FORMAT_POSTCARD_V1, &body, None)?;
+    ctx.version = slot.put(envelope::FORMAT_POSTCARD, &body, None)?;
     Ok(ctx)
 }
 

@@ -30,7 +30,7 @@ pub struct UserContext {
     pub recent_events: Vec<ContextEvent>,
     /// Free-form agent memory. Stored as JSON text because the record body is postcard,
     /// which cannot read a `serde_json::Value` back.
-    #[serde(with = "crate::codec::json_text")]
+    #[serde(with = "crate::codec::json_value")]
     pub agent_memory: HashMap<String, serde_json::Value>,
     /// When the context was last written, in Unix seconds (the store's clock).
     /// Serialized as `updated_at`.
