@@ -118,14 +118,27 @@ fn new_files_are_owner_only() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
         Store::open(&path).unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        // No temporary sibling is left behind.
-        let names: Vec<_> = std::fs::read_dir(dir.path())
+        for file in ["s.db", "s.db-wal"] {
+            let mode = std::fs::metadata(dir.path().join(file))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, 0o600, "{file}");
+        }
+        // No temporary sibling is left behind: the store and its page log.
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("s.db")]);
+        names.sort();
+        assert_eq!(
+            names,
+            vec![
+                std::ffi::OsString::from("s.db"),
+                std::ffi::OsString::from("s.db-wal")
+            ]
+        );
     }
 }
 

@@ -42,6 +42,8 @@ pub struct StoreBuilder {
     verify_on_open: bool,
     quick_repair: bool,
     file_mode: u32,
+    page_log: bool,
+    log_checkpoint_bytes: u64,
 }
 
 impl Default for StoreBuilder {
@@ -56,6 +58,8 @@ impl Default for StoreBuilder {
             verify_on_open: true,
             quick_repair: false,
             file_mode: 0o600,
+            page_log: true,
+            log_checkpoint_bytes: super::wal::DEFAULT_CHECKPOINT_BYTES,
         }
     }
 }
@@ -168,6 +172,25 @@ impl StoreBuilder {
         self
     }
 
+    /// Whether a file store keeps a page log beside it (`<file>-wal`, default on): a
+    /// durable commit then appends the pages it wrote to the log and syncs only the log,
+    /// one sequential write where redb alone would flush each page in place; the store
+    /// file is synced at checkpoints. Opening replays the log. Off: every commit syncs
+    /// the store file itself, and there is no second file.
+    pub fn page_log(mut self, enabled: bool) -> Self {
+        self.page_log = enabled;
+        self
+    }
+
+    /// How large the page log may grow before a checkpoint syncs the store file and
+    /// starts the log over (default 64 MiB). Smaller: less disk for the log and a faster
+    /// open after a crash; larger: rarer checkpoints (each costs one commit the flush of
+    /// every page written since the last one).
+    pub fn page_log_limit(mut self, bytes: u64) -> Self {
+        self.log_checkpoint_bytes = bytes.max(super::wal::HEADER_LEN + 1);
+        self
+    }
+
     /// Unix permission bits of a newly created file (default `0o600`, owner only).
     pub fn file_mode(mut self, mode: u32) -> Self {
         self.file_mode = mode;
@@ -179,6 +202,7 @@ impl StoreBuilder {
             cache_size: self.cache_size,
             verify_on_open: self.verify_on_open,
             file_mode: self.file_mode,
+            log_checkpoint_bytes: self.page_log.then_some(self.log_checkpoint_bytes),
         }
     }
 

@@ -9,6 +9,7 @@ mod group_commit;
 
 pub(crate) mod open;
 mod sweeper;
+mod wal;
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use redb::backends::FileBackend;
 
+use super::wal::WalBackend;
+
 use crate::error::{Error, Result};
 
 /// How redb should be set up for a file.
@@ -15,6 +17,8 @@ pub(crate) struct OpenOptionsRedb {
     pub(crate) cache_size: Option<usize>,
     pub(crate) verify_on_open: bool,
     pub(crate) file_mode: u32,
+    /// Log size that triggers a checkpoint; `None`: no page log (redb syncs the file).
+    pub(crate) log_checkpoint_bytes: Option<u64>,
 }
 
 impl OpenOptionsRedb {
@@ -112,13 +116,53 @@ pub(crate) fn open_existing(
         .write(true)
         .open(path)
         .map_err(io(path))?;
+    let inode = inode_of(&file);
     let backend = FileBackend::new(file).map_err(|e| map_open_error(path, e))?;
-    let db = opts
-        .builder()
-        .create_with_backend(backend)
-        .map_err(|e| map_open_error(path, e))?;
+    let db = match opts.log_checkpoint_bytes {
+        Some(limit) => {
+            // Opened only once the store file is locked: nobody else replays the log.
+            let log_path = log_path(path);
+            let log = open_log(&log_path, opts.file_mode)?;
+            let (backend, _recovery) =
+                WalBackend::open(backend, log, inode, limit).map_err(io(&log_path))?;
+            opts.builder().create_with_backend(backend)
+        }
+        None => opts.builder().create_with_backend(backend),
+    }
+    .map_err(|e| map_open_error(path, e))?;
     init(&db)?;
     Ok(db)
+}
+
+/// The page log beside a store file: `<file name>-wal`.
+pub(crate) fn log_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
+/// Opens (or creates, durably: its directory entry is synced) the page log.
+fn open_log(log_path: &Path, file_mode: u32) -> Result<FileBackend> {
+    let existed = log_path.exists();
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true);
+    set_mode(&mut options, file_mode);
+    let file = options.open(log_path).map_err(io(log_path))?;
+    if !existed {
+        sync_dir(&parent_dir(log_path))?;
+    }
+    FileBackend::new(file).map_err(|e| map_open_error(log_path, e))
+}
+
+#[cfg(unix)]
+fn inode_of(file: &File) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    file.metadata().map_or(0, |m| m.ino())
+}
+
+#[cfg(not(unix))]
+fn inode_of(_file: &File) -> u64 {
+    0
 }
 
 fn temp_sibling(path: &Path) -> Result<(PathBuf, File)> {
@@ -192,6 +236,13 @@ fn create_new(
             .create_with_backend(backend)
             .map_err(|e| map_open_error(&tmp, e))?;
         init(&db)?;
+        // A page log left by an earlier store of this name must not be replayed onto
+        // this one (its inode may even be reused).
+        match std::fs::remove_file(log_path(path)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(io(path)(e)),
+        }
         // A hard link never replaces an existing file, unlike rename.
         match std::fs::hard_link(&tmp, path) {
             Ok(()) => {
@@ -207,7 +258,12 @@ fn create_new(
             }
         }
         sync_dir(&dir)?;
-        Ok(Some(db))
+        if opts.log_checkpoint_bytes.is_none() {
+            return Ok(Some(db));
+        }
+        // Reopen through the page log (the file is complete and durable already).
+        drop(db);
+        open_existing(path, opts, |_| Ok(())).map(Some)
     })();
     if !matches!(result, Ok(Some(_))) {
         let _ = std::fs::remove_file(&tmp);
