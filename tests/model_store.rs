@@ -394,6 +394,7 @@ fn events(op: &Op, outcome: &Outcome) -> Vec<&'static str> {
         (Op::ByteSet { .. }, Outcome::Err(ErrKind::Invalid { .. })) => out.push("byte store full"),
         (Op::ByteSet { .. }, Outcome::Unit) => out.push("byte store set"),
         (Op::Rewind { .. }, _) => out.push("clock rewound"),
+        (Op::Compact, Outcome::Unit) => out.push("compacted"),
         (Op::KvPut { .. } | Op::KvPutIf { .. }, Outcome::Version(v)) if *v > 2 => {
             out.push("kv version > 2")
         }
@@ -506,10 +507,11 @@ fn the_generator_reaches_every_interesting_case() {
         "reopened",
         "reopened after drop",
         "sweep all removed",
+        "compacted",
     ];
     let mut seen: std::collections::BTreeMap<&str, usize> = Default::default();
     let mut rng = Lcg(0x5eed);
-    for _ in 0..60 {
+    for _ in 0..80 {
         let ops: Vec<Op> = (0..100).map(|_| decode_op(&mut rng)).collect();
         let mut sut = Sut::in_memory();
         let mut model = Model::new();

@@ -106,7 +106,14 @@ pub enum ErrKind {
         table: &'static str,
         key: String,
     },
-    /// Anything else (storage trouble): never expected.
+    /// An I/O failure: never expected, except under fault injection. `variant` names the
+    /// error (`Storage`, `CommitOutcomeUnknown`, `Io`).
+    Storage {
+        variant: &'static str,
+        needs_reopen: bool,
+        message: String,
+    },
+    /// Anything else: never expected.
     Other(String),
 }
 
@@ -145,6 +152,17 @@ impl From<Error> for ErrKind {
             },
             Error::SessionRefused { user, reason } => ErrKind::SessionRefused { user, reason },
             Error::Decode { table, key, .. } => ErrKind::Decode { table, key },
+            Error::Storage(_) | Error::CommitOutcomeUnknown(_) | Error::Io { .. } => {
+                ErrKind::Storage {
+                    variant: match e {
+                        Error::Storage(_) => "Storage",
+                        Error::CommitOutcomeUnknown(_) => "CommitOutcomeUnknown",
+                        _ => "Io",
+                    },
+                    needs_reopen: e.needs_reopen(),
+                    message: e.to_string(),
+                }
+            }
             other => ErrKind::Other(other.to_string()),
         }
     }
@@ -195,7 +213,7 @@ pub enum Outcome {
 }
 
 /// The tables whose physical record counts are compared.
-pub const TABLES: [&str; 12] = [
+pub const TABLES: [&str; 14] = [
     "edgestate.kv",
     "edgestate.expiry",
     "edgestate.contexts",
@@ -206,7 +224,9 @@ pub const TABLES: [&str; 12] = [
     "edgestate.sessions",
     "edgestate.locations",
     "edgestate.pending",
+    "edgestate.pending_seq",
     "edgestate.snapshots",
+    "edgestate.snapshots_by_tenant",
     "edgestate.working_memory",
 ];
 
