@@ -296,7 +296,7 @@ enum BatchEnd {
     Abort(Vec<Outcome>),
     /// An inner op met an I/O failure (fault injection): the batch gives up, as a caller
     /// propagating errors with `?` would.
-    Failed(Outcome),
+    Failed(Box<Outcome>),
     Store(Error),
 }
 
@@ -334,7 +334,7 @@ pub fn run(store: &Store, op: &Op) -> Outcome {
                 for op in ops {
                     let outcome = run_tx(tx, op);
                     if let Outcome::Err(ErrKind::Storage { .. }) = outcome {
-                        return Err(BatchEnd::Failed(outcome));
+                        return Err(BatchEnd::Failed(Box::new(outcome)));
                     }
                     outcomes.push(outcome);
                 }
@@ -347,7 +347,7 @@ pub fn run(store: &Store, op: &Op) -> Outcome {
             match result {
                 Ok(outcomes) => Outcome::Many(outcomes),
                 Err(BatchEnd::Abort(outcomes)) => Outcome::Aborted(outcomes),
-                Err(BatchEnd::Failed(outcome)) => outcome,
+                Err(BatchEnd::Failed(outcome)) => *outcome,
                 Err(BatchEnd::Store(e)) => Outcome::Err(e.into()),
             }
         }
