@@ -2,7 +2,6 @@
 #![allow(dead_code)]
 
 pub mod faulty_backend;
-pub mod model;
 pub mod rng;
 pub mod watchdog;
 
