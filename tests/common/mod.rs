@@ -7,6 +7,40 @@ pub mod watchdog;
 
 use std::sync::Mutex;
 
+use edgestate::{Durability, ManualClock, Store, StoreConfig};
+
+/// The start of the manual clock of most tests (a whole second).
+pub const T0_MS: u64 = 1_700_000_000_000;
+
+/// An in-memory store with the default configuration and the system clock.
+pub fn store() -> Store {
+    Store::in_memory().expect("in-memory store")
+}
+
+/// An in-memory store with the default configuration on a manual clock at [`T0_MS`].
+pub fn clocked_store() -> (Store, ManualClock) {
+    clocked_store_with(T0_MS, StoreConfig::default())
+}
+
+/// An in-memory store with `config` on a manual clock at `start_ms`.
+pub fn clocked_store_with(start_ms: u64, config: StoreConfig) -> (Store, ManualClock) {
+    let clock = ManualClock::new(start_ms);
+    let store = Store::builder()
+        .clock(clock.clone())
+        .config(config)
+        .in_memory()
+        .expect("store");
+    (store, clock)
+}
+
+/// A temporary file store with relaxed durability (no fsync per commit).
+pub fn relaxed_temporary_store() -> Store {
+    Store::builder()
+        .durability(Durability::Relaxed)
+        .temporary()
+        .expect("temporary store")
+}
+
 /// A positive integer from the environment, or `default`.
 pub fn env_u64(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
