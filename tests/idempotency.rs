@@ -18,7 +18,7 @@ fn store() -> (Store, ManualClock) {
     let mut config = StoreConfig::default();
     config.idempotency_lease = LEASE;
     config.idempotency_ttl = RESULT_TTL;
-    common::clocked_store_with(T0_MS, config)
+    common::clocked_store_with(T0_MS, |b| b.config(config))
 }
 
 fn started(begin: Begin) -> u64 {

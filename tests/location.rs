@@ -9,7 +9,7 @@ use edgestate::{Error, ManualClock, Store};
 const T0_MS: u64 = 1_700_000_000_123;
 
 fn store() -> (Store, ManualClock) {
-    common::clocked_store_with(T0_MS, edgestate::StoreConfig::default())
+    common::clocked_store_with(T0_MS, |b| b)
 }
 
 fn records(store: &Store, table: &str) -> u64 {

@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used)] // tests state their expectations by unwrapping
 
+mod common;
+
 use std::time::Duration;
 
 use edgestate::{Error, ManualClock, Store};
@@ -9,9 +11,7 @@ use edgestate::{Error, ManualClock, Store};
 const T0: u64 = 1_700_000_000_000;
 
 fn store_with_clock() -> (Store, ManualClock) {
-    let clock = ManualClock::new(T0);
-    let store = Store::builder().clock(clock.clone()).in_memory().unwrap();
-    (store, clock)
+    common::clocked_store_with(T0, |b| b)
 }
 
 fn counts(s: &Store) -> (u64, u64) {

@@ -7,7 +7,7 @@ pub mod watchdog;
 
 use std::sync::Mutex;
 
-use edgestate::{Durability, ManualClock, Store, StoreConfig};
+use edgestate::{Durability, ManualClock, Store, StoreBuilder};
 
 /// The start of the manual clock of most tests (a whole second).
 pub const T0_MS: u64 = 1_700_000_000_000;
@@ -19,15 +19,16 @@ pub fn store() -> Store {
 
 /// An in-memory store with the default configuration on a manual clock at [`T0_MS`].
 pub fn clocked_store() -> (Store, ManualClock) {
-    clocked_store_with(T0_MS, StoreConfig::default())
+    clocked_store_with(T0_MS, |b| b)
 }
 
-/// An in-memory store with `config` on a manual clock at `start_ms`.
-pub fn clocked_store_with(start_ms: u64, config: StoreConfig) -> (Store, ManualClock) {
+/// An in-memory store on a manual clock at `start_ms`, its builder set up by `configure`.
+pub fn clocked_store_with(
+    start_ms: u64,
+    configure: impl FnOnce(StoreBuilder) -> StoreBuilder,
+) -> (Store, ManualClock) {
     let clock = ManualClock::new(start_ms);
-    let store = Store::builder()
-        .clock(clock.clone())
-        .config(config)
+    let store = configure(Store::builder().clock(clock.clone()))
         .in_memory()
         .expect("store");
     (store, clock)
