@@ -42,13 +42,17 @@ pub fn relaxed_temporary_store() -> Store {
         .expect("temporary store")
 }
 
-/// A positive integer from the environment, or `default`.
+/// A non-negative integer from the environment (decimal, or hex with `0x`), or `default`.
 pub fn env_u64(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a non-negative integer, got {v:?}")),
+        Ok(v) => {
+            let v = v.trim();
+            match v.strip_prefix("0x") {
+                Some(hex) => u64::from_str_radix(hex, 16),
+                None => v.parse(),
+            }
+            .unwrap_or_else(|_| panic!("{name} must be a non-negative integer, got {v:?}"))
+        }
         Err(_) => default,
     }
 }

@@ -43,6 +43,8 @@
 #![allow(clippy::unwrap_used)] // tests state their expectations by unwrapping
 
 mod child;
+#[path = "../common/mod.rs"]
+mod common;
 mod harness;
 mod invariants;
 mod run;
@@ -52,22 +54,9 @@ mod store_model;
 use std::time::Instant;
 
 use child::{run_child_if_asked, Mode};
+use common::env_u64;
 use harness::Harness;
 use store_model::Rng;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(v) => {
-            let v = v.trim();
-            match v.strip_prefix("0x") {
-                Some(hex) => u64::from_str_radix(hex, 16),
-                None => v.parse(),
-            }
-            .unwrap_or_else(|_| panic!("{name}={v} is not a number"))
-        }
-        Err(_) => default,
-    }
-}
 
 fn default_seed() -> u64 {
     let nanos = std::time::SystemTime::now()
