@@ -347,7 +347,12 @@ struct Es {
 impl Es {
     fn open(path: &Path) -> Res<Es> {
         let clock = OffsetClock::default();
-        let store = Store::builder().clock(clock.clone()).open(path)?;
+        // EDGESTATE_PEERS_PAGE_LOG=0 measures edgestate without its page log.
+        let page_log = std::env::var("EDGESTATE_PEERS_PAGE_LOG").map_or(true, |v| v != "0");
+        let store = Store::builder()
+            .clock(clock.clone())
+            .page_log(page_log)
+            .open(path)?;
         Ok(Es { store, clock })
     }
 

@@ -1,22 +1,14 @@
 //! The card index: link, lookup, unlink, moves between users, and the reverse index
 //! agreeing with the forward one under any sequence of operations.
 
+mod common;
+
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use edgestate::{Error, ManualClock, Store, Table};
+use common::clocked_store as store;
+use edgestate::{Error, Store, Table};
 use proptest::prelude::*;
-
-const T0_MS: u64 = 1_700_000_000_000;
-
-fn store() -> (Store, ManualClock) {
-    let clock = ManualClock::new(T0_MS);
-    let store = Store::builder()
-        .clock(clock.clone())
-        .in_memory()
-        .expect("store");
-    (store, clock)
-}
 
 fn fingerprints_of(store: &Store, user: &str) -> Vec<String> {
     store

@@ -12,6 +12,9 @@ use std::sync::Barrier;
 use std::thread;
 use std::time::Duration;
 
+// A file store; relaxed durability because these tests are about interleavings, not
+// fsyncs (the fault-injection tests cover durability).
+use common::relaxed_temporary_store as store;
 use common::watchdog::Watchdog;
 use edgestate::{Durability, Error, Expect, ManualClock, Store, Table};
 
@@ -20,15 +23,6 @@ const START_MS: u64 = 1_700_000_000_000;
 
 fn ops_per_thread() -> u64 {
     common::env_u64("EDGESTATE_CONCURRENCY_OPS", 200)
-}
-
-/// A file store; relaxed durability because these tests are about interleavings, not
-/// fsyncs (the fault-injection tests cover durability).
-fn store() -> Store {
-    Store::builder()
-        .durability(Durability::Relaxed)
-        .temporary()
-        .expect("temporary store")
 }
 
 fn read_u64(bytes: &[u8]) -> u64 {

@@ -1,21 +1,14 @@
 //! User contexts: CAS, update closures, patch by path, bounded events, get-or-init,
 //! batch fetch, and the version field agreeing with the record.
 
+mod common;
+
 use std::time::Duration;
 
+use common::clocked_store as store;
+use common::T0_MS;
 use edgestate::{ContextEvent, Error, Expect, ManualClock, Store, Table, UserContext};
 use serde_json::json;
-
-const T0_MS: u64 = 1_700_000_000_000;
-
-fn store() -> (Store, ManualClock) {
-    let clock = ManualClock::new(T0_MS);
-    let store = Store::builder()
-        .clock(clock.clone())
-        .in_memory()
-        .expect("store");
-    (store, clock)
-}
 
 fn event(n: i64) -> ContextEvent {
     ContextEvent {

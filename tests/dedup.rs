@@ -1,6 +1,8 @@
 //! Exactly-once claims: new then duplicate, expiry with a manual clock, sweeps, and
 //! concurrent claims of one id.
 
+mod common;
+
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
@@ -10,13 +12,7 @@ const T0_MS: u64 = 1_700_000_000_000;
 const HOUR: Duration = Duration::from_secs(3600);
 
 fn store_with_ttl(ttl: Duration) -> (Store, ManualClock) {
-    let clock = ManualClock::new(T0_MS);
-    let store = Store::builder()
-        .clock(clock.clone())
-        .dedup_ttl(ttl)
-        .in_memory()
-        .expect("store");
-    (store, clock)
+    common::clocked_store_with(T0_MS, |b| b.dedup_ttl(ttl))
 }
 
 #[test]

@@ -10,16 +10,21 @@
 //! `cargo test --release --test fault_injection -- --nocapture` prints the figures.
 
 mod common;
+#[path = "common/store_model/mod.rs"]
+mod store_model;
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::time::Duration;
 
 use common::faulty_backend::{Fault, FaultState, FaultyBackend};
-use common::model::{dump_store, workload, Dump, Model, Op, PROBE_NS};
 use edgestate::{Error, ManualClock, Store, StoreBuilder};
+use store_model::{observation_diff, observe, run, ErrKind, Model, Op, Outcome, Workload, T0_MS};
 
-const START_MS: u64 = 1_700_000_000_000;
+/// Where the write attempted after a failure goes: outside the model's alphabets, so
+/// only the KV record count shows it in an observation.
+const PROBE: (&str, &str) = ("probe", "p");
 
 /// What one trial saw.
 #[derive(Debug, Default)]
@@ -58,25 +63,63 @@ fn is_io_kind(e: &Error) -> bool {
     )
 }
 
-fn with_probe(mut d: Dump) -> Dump {
-    d.insert(format!("kv/{PROBE_NS}/p"), "v1 exp=None probe".to_owned());
-    let rows: u64 = d["rows/edgestate.kv"].parse().expect("number");
-    d.insert("rows/edgestate.kv".into(), (rows + 1).to_string());
-    d
+/// The ops of the store model's grammar this test runs: every write that is one
+/// transaction (not `SweepAll`, whose batches commit one by one, nor compaction), plus
+/// clock moves; no reopen (the faulty backend stays until the trial reopens).
+fn fault_op(op: &Op) -> bool {
+    !op.is_read()
+        && !matches!(
+            op,
+            Op::SweepAll { .. } | Op::Compact | Op::Reopen | Op::ReopenAfterDrop
+        )
 }
 
-fn first_difference(a: &Dump, b: &Dump) -> String {
-    for (k, v) in a {
-        if b.get(k) != Some(v) {
-            return format!("{k}: found {v:?}, expected {:?}", b.get(k));
+/// The workload: `len` ops of the store model's grammar, a pure function of `seed`.
+fn workload(seed: u64, len: usize) -> Vec<Op> {
+    let w = Workload::new(seed, fault_op);
+    (0..len as u64).map(|i| w.op(i)).collect()
+}
+
+/// Runs `op` on `store`, moving `clock` for the clock ops.
+fn step(store: &Store, clock: &ManualClock, op: &Op) -> Outcome {
+    match op {
+        Op::Advance { ms } => {
+            clock.advance(Duration::from_millis(*ms));
+            Outcome::Unit
+        }
+        Op::Rewind { ms } => {
+            let now = edgestate::Clock::now_ms(clock);
+            clock.set_ms(now.saturating_sub(*ms));
+            Outcome::Unit
+        }
+        _ => run(store, op),
+    }
+}
+
+/// The I/O failure an outcome reports, if any: `(variant, needs_reopen)`.
+fn io_failure(outcome: &Outcome) -> Option<(&'static str, bool)> {
+    match outcome {
+        Outcome::Err(ErrKind::Storage {
+            variant,
+            needs_reopen,
+            ..
+        }) => Some((variant, *needs_reopen)),
+        _ => None,
+    }
+}
+
+/// The observation with `n` records taken out of the KV count (the probe).
+fn without_probe(mut observed: Vec<Outcome>, n: u64) -> Vec<Outcome> {
+    for o in &mut observed {
+        if let Outcome::Stats(counts) = o {
+            for (table, count) in counts.iter_mut() {
+                if *table == "edgestate.kv" {
+                    *count = count.wrapping_sub(n);
+                }
+            }
         }
     }
-    for (k, v) in b {
-        if !a.contains_key(k) {
-            return format!("{k}: missing, expected {v:?}");
-        }
-    }
-    "no difference".into()
+    observed
 }
 
 /// Runs `ops` on a copy of `template` with `fault` injected, then reopens and checks.
@@ -89,12 +132,12 @@ fn run_trial(
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let path = dir.path().join("store.edgestate");
     std::fs::copy(template, &path).map_err(|e| e.to_string())?;
-    let clock = ManualClock::new(START_MS);
+    let clock = ManualClock::new(T0_MS);
     let state = FaultState::new(fault.clone());
     let backend = FaultyBackend::open(&path, state.clone()).map_err(|e| e.to_string())?;
     let mut report = TrialReport::default();
 
-    let mut model = Model::new(START_MS);
+    let mut model = Model::new();
     // The acceptable states after reopen: the acknowledged one, or it plus the op in flight.
     let mut candidates: Vec<Model>;
     let mut probe_landed_must = false;
@@ -110,46 +153,57 @@ fn run_trial(
             candidates = vec![model.clone()];
         }
         Ok(store) => {
-            let mut inflight: Option<&Op> = None;
+            let mut inflight: Option<Model> = None;
             let mut outcome_unknown = false;
-            for op in ops {
-                match op.apply_store(&store, &clock, &model) {
-                    Ok(next) => model = next,
-                    Err(e) => {
-                        if !is_io_kind(&e) {
-                            return Err(format!("{op:?} failed with a wrong error: {e:?}"));
-                        }
-                        report.error_variant = Some(variant(&e));
-                        // Only a failed commit leaves the outcome open; any other error
-                        // means the transaction was rolled back.
-                        outcome_unknown = matches!(e, Error::CommitOutcomeUnknown(_));
-                        inflight = Some(op);
-                        break;
-                    }
+            for (i, op) in ops.iter().enumerate() {
+                let got = step(&store, &clock, op);
+                let mut next = model.clone();
+                let want = next.apply(op);
+                if let Some((v, _)) = io_failure(&got) {
+                    report.error_variant = Some(v);
+                    // Only a failed commit leaves the outcome open; any other error
+                    // means the transaction was rolled back.
+                    outcome_unknown = v == "CommitOutcomeUnknown";
+                    inflight = Some(next);
+                    break;
                 }
+                if got != want {
+                    return Err(format!(
+                        "op {i} {op:?}: outcome {got:?}, the model says {want:?}"
+                    ));
+                }
+                model = next;
             }
             candidates = vec![model.clone()];
-            if let Some(op) = inflight {
-                let landed = op.apply_model(&model);
+            if let Some(landed) = inflight {
                 // Reads on the failed store: a value or a typed error, never a panic, and
-                // a value shows a state that could be the file's after reopen.
-                match dump_store(&store) {
-                    Ok(d) => {
-                        if d != model.dump() && d != landed.dump() {
+                // each value shows a state that could be the file's after reopen.
+                let found = observe(&store);
+                let (before, after) = (model.observe(), landed.observe());
+                if found.iter().any(|o| io_failure(o).is_some()) {
+                    for (j, o) in found.iter().enumerate() {
+                        if io_failure(o).is_none() && *o != before[j] && *o != after[j] {
                             return Err(format!(
-                                "read after failure shows a state that never existed: {}",
-                                first_difference(&d, &model.dump())
+                                "read after failure shows a state that never existed: {o:?}"
                             ));
                         }
-                        report.reads_after_failure_ok = Some(true);
                     }
-                    Err(e) if is_io_kind(&e) => report.reads_after_failure_ok = Some(false),
-                    Err(e) => return Err(format!("read after failure: wrong error {e:?}")),
+                    report.reads_after_failure_ok = Some(false);
+                } else {
+                    if observation_diff(&found, &before).is_some()
+                        && observation_diff(&found, &after).is_some()
+                    {
+                        return Err(format!(
+                            "read after failure shows a state that never existed: {}",
+                            observation_diff(&found, &before).unwrap_or_default()
+                        ));
+                    }
+                    report.reads_after_failure_ok = Some(true);
                 }
                 if outcome_unknown {
                     candidates.push(landed);
                 }
-                match store.kv().put(PROBE_NS, "p", b"probe", None) {
+                match store.kv().put(PROBE.0, PROBE.1, b"probe", None) {
                     Ok(_) => {
                         report.probe_accepted = Some(true);
                         probe_landed_must = true;
@@ -178,35 +232,34 @@ fn run_trial(
     report.fired = state.has_fired();
 
     // Reopen the way a restarted process would: plain file backend, verified on open.
-    let reopened = Store::builder()
-        .clock(clock.clone())
+    let reopened = store_model::builder(&clock)
         .open(&path)
         .map_err(|e| format!("reopen after the fault failed: {e:?}"))?;
-    let found = dump_store(&reopened).map_err(|e| format!("dump after reopen: {e:?}"))?;
-    let mut accepted: Vec<(bool, Dump)> = Vec::new();
-    for (i, c) in candidates.iter().enumerate() {
-        let d = c.dump();
-        let landed = i == 1;
-        if probe_landed_must {
-            accepted.push((landed, with_probe(d)));
-        } else {
-            if probe_may {
-                accepted.push((landed, with_probe(d.clone())));
-            }
-            accepted.push((landed, d));
-        }
+    let probe_found = reopened
+        .kv()
+        .get(PROBE.0, PROBE.1)
+        .map_err(|e| format!("probe read after reopen: {e:?}"))?
+        .is_some();
+    if probe_found != probe_landed_must && !(probe_may && probe_found) {
+        return Err(format!(
+            "probe after reopen: found {probe_found}, acknowledged {probe_landed_must}"
+        ));
     }
-    match accepted.iter().find(|(_, d)| *d == found) {
-        Some((landed, _)) => {
+    let found = without_probe(observe(&reopened), u64::from(probe_found));
+    match candidates
+        .iter()
+        .position(|c| observation_diff(&found, &c.observe()).is_none())
+    {
+        Some(landed) => {
             if candidates.len() > 1 {
-                report.inflight_landed = Some(*landed);
+                report.inflight_landed = Some(landed == 1);
             }
         }
         None => {
             return Err(format!(
                 "state after reopen is neither the acknowledged one nor it plus the op in flight; \
                  vs acknowledged: {}",
-                first_difference(&found, &accepted[0].1)
+                observation_diff(&found, &candidates[0].observe()).unwrap_or_default()
             ))
         }
     }
@@ -234,9 +287,7 @@ struct Config {
 
 impl Config {
     fn builder(&self, clock: &ManualClock) -> StoreBuilder {
-        let mut builder = Store::builder()
-            .clock(clock.clone())
-            .quick_repair(self.quick_repair);
+        let mut builder = store_model::builder(clock).quick_repair(self.quick_repair);
         if let Some(bytes) = self.cache_size {
             builder = builder.cache_size(bytes);
         }
@@ -246,8 +297,7 @@ impl Config {
 
 fn make_template(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("template.edgestate");
-    Store::builder()
-        .clock(ManualClock::new(START_MS))
+    store_model::builder(&ManualClock::new(T0_MS))
         .open(&path)
         .expect("create template")
         .close()
@@ -285,18 +335,21 @@ fn sweep_faults(config: &Config, budget: u64, seed: u64) -> Tally {
     // Dry run: count the I/O calls of the workload (open, ops, close) and check the model.
     let counting = FaultState::new(Fault::None);
     {
-        let clock = ManualClock::new(START_MS);
+        let clock = ManualClock::new(T0_MS);
         let dry = work.path().join("dry.edgestate");
         std::fs::copy(&template, &dry).expect("copy");
         let store = config
             .builder(&clock)
             .open_with_backend(FaultyBackend::open(&dry, counting.clone()).expect("backend"))
             .expect("open dry run");
-        let mut model = Model::new(START_MS);
-        for op in &ops {
-            model = op.apply_store(&store, &clock, &model).expect("dry run op");
+        let mut model = Model::new();
+        for (i, op) in ops.iter().enumerate() {
+            let got = step(&store, &clock, op);
+            assert_eq!(got, model.apply(op), "dry run, op {i}: {op:?}");
         }
-        assert_eq!(dump_store(&store).expect("dump"), model.dump());
+        if let Some(d) = observation_diff(&observe(&store), &model.observe()) {
+            panic!("dry run: the store differs from the model {d}");
+        }
         store.close().expect("close dry run");
     }
     let (calls, writes, syncs, reads) = counting.counts();
@@ -304,7 +357,9 @@ fn sweep_faults(config: &Config, budget: u64, seed: u64) -> Tally {
         "[{label}] workload: {} ops ({} doing I/O), seed {seed:#x}: {calls} I/O calls \
          ({writes} writes, {syncs} syncs, {reads} reads)",
         ops.len(),
-        ops.iter().filter(|o| o.does_io()).count()
+        ops.iter()
+            .filter(|o| !matches!(o, Op::Advance { .. } | Op::Rewind { .. }))
+            .count()
     );
 
     let mut plan: Vec<Fault> = Vec::new();

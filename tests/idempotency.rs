@@ -1,28 +1,24 @@
 //! Idempotency keys: leases, takeover after a lease runs out, payload mismatch,
 //! complete-then-replay, abandon, expiry and sweeps.
 
+mod common;
+
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
+use common::T0_MS;
 use edgestate::{Begin, Error, IdempotencyState, ManualClock, Store, StoreConfig, Table};
 
-const T0_MS: u64 = 1_700_000_000_000;
 const LEASE: Duration = Duration::from_secs(30);
 const RESULT_TTL: Duration = Duration::from_secs(3600);
 const FP: &[u8] = b"hash-of-payload-A";
 const OTHER_FP: &[u8] = b"hash-of-payload-B";
 
 fn store() -> (Store, ManualClock) {
-    let clock = ManualClock::new(T0_MS);
     let mut config = StoreConfig::default();
     config.idempotency_lease = LEASE;
     config.idempotency_ttl = RESULT_TTL;
-    let store = Store::builder()
-        .clock(clock.clone())
-        .config(config)
-        .in_memory()
-        .expect("store");
-    (store, clock)
+    common::clocked_store_with(T0_MS, |b| b.config(config))
 }
 
 fn started(begin: Begin) -> u64 {

@@ -2,15 +2,14 @@
 
 #![allow(clippy::unwrap_used)] // tests state their expectations by unwrapping
 
+mod common;
+
 use std::time::Duration;
 
+use common::store;
 use edgestate::limits::{MAX_KEY_LEN, MAX_NAMESPACE_LEN, MAX_VALUE_LEN};
 use edgestate::{Error, Expect, ManualClock, Store, Table, Versioned};
 use serde::{Deserialize, Serialize};
-
-fn store() -> Store {
-    Store::in_memory().expect("in-memory store")
-}
 
 #[test]
 fn put_get_delete_and_versions() {

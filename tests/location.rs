@@ -1,5 +1,7 @@
 //! The current-merchant location cache.
 
+mod common;
+
 use std::time::Duration;
 
 use edgestate::{Error, ManualClock, Store, Table};
@@ -7,12 +9,7 @@ use edgestate::{Error, ManualClock, Store, Table};
 const T0_MS: u64 = 1_700_000_000_123;
 
 fn store() -> (Store, ManualClock) {
-    let clock = ManualClock::new(T0_MS);
-    let store = Store::builder()
-        .clock(clock.clone())
-        .in_memory()
-        .expect("store");
-    (store, clock)
+    common::clocked_store_with(T0_MS, |b| b)
 }
 
 fn records(store: &Store, table: Table) -> u64 {

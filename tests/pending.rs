@@ -1,5 +1,7 @@
 //! Pending capture ring buffers: seqs, capacity, TTL, and a model test.
 
+mod common;
+
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -28,14 +30,7 @@ fn capture(amount_cents: u64, created_at: i64) -> PendingCapture {
 }
 
 fn store_with(capacity: usize, ttl: Duration) -> (Store, ManualClock) {
-    let clock = ManualClock::new(T0_MS);
-    let store = Store::builder()
-        .clock(clock.clone())
-        .pending_capacity(capacity)
-        .pending_ttl(ttl)
-        .in_memory()
-        .expect("store");
-    (store, clock)
+    common::clocked_store_with(T0_MS, |b| b.pending_capacity(capacity).pending_ttl(ttl))
 }
 
 fn records(store: &Store, table: Table) -> u64 {

@@ -1,24 +1,18 @@
 //! Session keys: TTL, lazy expiry, atomic action accounting.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use common::clocked_store as store;
+use common::T0_MS;
 use edgestate::{Error, ManualClock, SessionKeyData, SessionRefusal, Store, Table};
 
-const T0_MS: u64 = 1_700_000_000_000;
 const T0_S: i64 = 1_700_000_000;
 const HOUR: Duration = Duration::from_secs(3600);
-
-fn store() -> (Store, ManualClock) {
-    let clock = ManualClock::new(T0_MS);
-    let store = Store::builder()
-        .clock(clock.clone())
-        .in_memory()
-        .expect("store");
-    (store, clock)
-}
 
 fn session(expires_at: i64, max_actions: u32) -> SessionKeyData {
     SessionKeyData {

@@ -1,20 +1,13 @@
 //! Execution snapshots, the tenant index, and working memory.
 
+mod common;
+
 use std::time::Duration;
 
-use edgestate::{Error, ExecutionSnapshot, ExecutionState, ManualClock, Store, Table};
+use common::clocked_store as store;
+use common::T0_MS;
+use edgestate::{Error, ExecutionSnapshot, ExecutionState, Store, Table};
 use serde_json::json;
-
-const T0_MS: u64 = 1_700_000_000_000;
-
-fn store() -> (Store, ManualClock) {
-    let clock = ManualClock::new(T0_MS);
-    let store = Store::builder()
-        .clock(clock.clone())
-        .in_memory()
-        .expect("store");
-    (store, clock)
-}
 
 fn snap(exec: &str, tenant: &str, seq: u64) -> ExecutionSnapshot {
     let mut s = ExecutionSnapshot::new(exec, tenant, ExecutionState::RUNNING, seq);

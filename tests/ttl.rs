@@ -13,9 +13,7 @@ use edgestate::{Error, ManualClock, Store, Table};
 const T0: u64 = 1_700_000_000_000;
 
 fn store_with_clock() -> (Store, ManualClock) {
-    let clock = ManualClock::new(T0);
-    let store = Store::builder().clock(clock.clone()).in_memory().unwrap();
-    (store, clock)
+    common::clocked_store_with(T0, |b| b)
 }
 
 fn counts(s: &Store) -> (u64, u64) {

@@ -2,19 +2,57 @@
 #![allow(dead_code)]
 
 pub mod faulty_backend;
-pub mod model;
 pub mod rng;
 pub mod watchdog;
 
 use std::sync::Mutex;
 
-/// A positive integer from the environment, or `default`.
+use edgestate::{Durability, ManualClock, Store, StoreBuilder};
+
+/// The start of the manual clock of most tests (a whole second).
+pub const T0_MS: u64 = 1_700_000_000_000;
+
+/// An in-memory store with the default configuration and the system clock.
+pub fn store() -> Store {
+    Store::in_memory().expect("in-memory store")
+}
+
+/// An in-memory store with the default configuration on a manual clock at [`T0_MS`].
+pub fn clocked_store() -> (Store, ManualClock) {
+    clocked_store_with(T0_MS, |b| b)
+}
+
+/// An in-memory store on a manual clock at `start_ms`, its builder set up by `configure`.
+pub fn clocked_store_with(
+    start_ms: u64,
+    configure: impl FnOnce(StoreBuilder) -> StoreBuilder,
+) -> (Store, ManualClock) {
+    let clock = ManualClock::new(start_ms);
+    let store = configure(Store::builder().clock(clock.clone()))
+        .in_memory()
+        .expect("store");
+    (store, clock)
+}
+
+/// A temporary file store with relaxed durability (no fsync per commit).
+pub fn relaxed_temporary_store() -> Store {
+    Store::builder()
+        .durability(Durability::Relaxed)
+        .temporary()
+        .expect("temporary store")
+}
+
+/// A non-negative integer from the environment (decimal, or hex with `0x`), or `default`.
 pub fn env_u64(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a non-negative integer, got {v:?}")),
+        Ok(v) => {
+            let v = v.trim();
+            match v.strip_prefix("0x") {
+                Some(hex) => u64::from_str_radix(hex, 16),
+                None => v.parse(),
+            }
+            .unwrap_or_else(|_| panic!("{name} must be a non-negative integer, got {v:?}"))
+        }
         Err(_) => default,
     }
 }

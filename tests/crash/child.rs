@@ -4,10 +4,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use edgestate::{Durability, ManualClock, Store};
+use edgestate::{Durability, ManualClock};
 
-use crate::run::{read_cursor, run_op};
-use crate::workload::{configure, Workload, T0};
+use crate::run::{is_harness_op, read_cursor, run_op};
+use crate::store_model::{builder, Workload, T0_MS};
 
 /// Set in a child's environment: `<mode>;<seed>;<max_ops>;<quick_repair>;<path>`.
 pub const CHILD_ENV: &str = "EDGESTATE_CRASH_CHILD";
@@ -53,6 +53,7 @@ pub fn run_child_if_asked() {
     let code = match child(mode, seed, max_ops, quick_repair, &path) {
         Ok(()) => 0,
         Err(e) => {
+            let e = e.replace('\n', " ");
             println!("@error {e}");
             3
         }
@@ -66,19 +67,19 @@ fn child(
     max_ops: u64,
     quick_repair: bool,
     path: &Path,
-) -> edgestate::Result<()> {
-    let mut workload = Workload::new(seed);
-    let clock = ManualClock::new(T0);
+) -> Result<(), String> {
+    let mut workload = Workload::new(seed, is_harness_op);
+    let clock = ManualClock::new(T0_MS);
     let durability = match mode {
         Mode::Immediate => Durability::Immediate,
         Mode::Relaxed { .. } => Durability::Relaxed,
     };
-    let store = configure(Store::builder())
-        .clock(clock.clone())
+    let store = builder(&clock)
         .durability(durability)
         .quick_repair(quick_repair)
-        .open(path)?;
-    let start = read_cursor(&store)?;
+        .open(path)
+        .map_err(|e| format!("open: {e}"))?;
+    let start = read_cursor(&store).map_err(|e| format!("cursor: {e}"))?;
     let mut out = std::io::stdout().lock();
     let mut say = |line: String| {
         // The parent counts a line only once it is out of this process.
@@ -92,12 +93,12 @@ fn child(
         say(format!("@ack {i}"));
         if let Mode::Relaxed { flush_every } = mode {
             if (i + 1) % flush_every == 0 {
-                store.flush()?;
+                store.flush().map_err(|e| format!("flush: {e}"))?;
                 say(format!("@flushed {}", i + 1));
             }
         }
     }
-    store.close()
+    store.close().map_err(|e| format!("close: {e}"))
 }
 
 #[derive(Debug)]

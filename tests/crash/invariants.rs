@@ -1,41 +1,93 @@
-//! Invariants checked on the reopened store itself, independently of the model: they
-//! say what must hold whatever the workload did.
+//! Invariants checked on the reopened store itself, through its public reads, besides
+//! the comparison with the model: what must hold whatever the workload did.
 
 use std::collections::BTreeMap;
 
-use edgestate::flows::webhook::CAPTURE_EVENT_TYPE;
-use edgestate::{ContextEvent, StoreStats};
+use edgestate::{Result, Store};
 
-use crate::model_agent::AgentTables;
-use crate::render::{self, Flat};
-use crate::run::Dump;
-use crate::workload::{parse_memory_value, DEDUP_TTL_MS, MAX_RECENT_EVENTS, PENDING_CAPACITY};
+use crate::store_model::ops::{EXECS, FINGERPRINTS, TENANTS, USERS};
+use crate::store_model::{Op, Outcome, PENDING_CAPACITY};
 
-/// The txn id a capture event names (its summary ends `(txn <id>)`).
-fn txn_of(e: &ContextEvent) -> Option<&str> {
-    if e.event_type != CAPTURE_EVENT_TYPE {
-        return None;
-    }
-    let start = e.summary.rfind("(txn ")? + "(txn ".len();
-    e.summary[start..].strip_suffix(')')
+/// What the committed ops did, as far as the invariants need it (folded in while the
+/// parent replays the model), and which kinds of op ran.
+#[derive(Debug, Default)]
+pub struct History {
+    /// Per execution: deletions of its snapshot so far.
+    snapshot_deletes: [u64; EXECS.len()],
+    /// Per execution: whether working memory was written since its last cleanup.
+    memory_since_cleanup: [bool; EXECS.len()],
+    /// Ops replayed, by kind.
+    pub kinds: BTreeMap<String, u64>,
+    /// Data ops the model (and so the store) refused with an error.
+    pub refused: u64,
 }
 
-/// `physical`: every record (read at the epoch); `live`: what reads show at `now`, the
-/// clock of the op after the last one the store reflects.
-pub fn check(physical: &Dump, live: &Dump, now: u64) -> Vec<String> {
+fn kind(op: &Op) -> String {
+    let shown = format!("{op:?}");
+    let end = shown
+        .find(|c: char| !c.is_ascii_alphanumeric())
+        .unwrap_or(shown.len());
+    shown[..end].to_owned()
+}
+
+impl History {
+    /// Folds in a committed op and the outcome the model gave it.
+    pub fn record(&mut self, op: &Op, outcome: &Outcome) {
+        *self.kinds.entry(kind(op)).or_default() += 1;
+        self.effect(op, outcome);
+    }
+
+    fn effect(&mut self, op: &Op, outcome: &Outcome) {
+        match (op, outcome) {
+            (Op::Batch { ops, .. }, Outcome::Many(outcomes)) => {
+                for (op, outcome) in ops.iter().zip(outcomes) {
+                    self.effect(op, outcome);
+                }
+            }
+            (_, Outcome::Err(_)) => self.refused += 1,
+            (Op::MemSet { exec, .. }, _) => self.memory_since_cleanup[*exec] = true,
+            (Op::SnapDelete { exec }, Outcome::Bool(true)) => self.snapshot_deletes[*exec] += 1,
+            (Op::SnapDeleteExecutionState { exec }, Outcome::Cleanup(c)) => {
+                self.memory_since_cleanup[*exec] = false;
+                if c.snapshot_removed {
+                    self.snapshot_deletes[*exec] += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Reads the store (at its clock's time; the caller sets it to the start, so that every
+/// physical record shows) and returns what is broken. `seqs`: each stored snapshot's
+/// sequence number and deletion count at the last verified state; updated.
+pub fn check(
+    store: &Store,
+    history: &History,
+    seqs: &mut BTreeMap<usize, (u64, u64)>,
+) -> Result<Vec<String>> {
     let mut bad = Vec::new();
 
     // Card index: forward and reverse agree exactly.
-    let mut by_user: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for c in &physical.cards {
-        by_user
-            .entry(&c.user_pubkey)
-            .or_default()
-            .push(&c.fingerprint);
+    let mut by_user: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for fp in FINGERPRINTS {
+        if let Some(c) = store.cards().get(fp)? {
+            by_user
+                .entry(c.user_pubkey)
+                .or_default()
+                .push(c.fingerprint);
+        }
     }
-    for (user, cards) in &physical.user_cards {
-        let reverse: Vec<&str> = cards.iter().map(|c| c.fingerprint.as_str()).collect();
-        let forward = by_user.remove(user.as_str()).unwrap_or_default();
+    for user in USERS {
+        let mut reverse: Vec<String> = store
+            .cards()
+            .list(user)?
+            .into_iter()
+            .map(|c| c.fingerprint)
+            .collect();
+        reverse.sort();
+        let mut forward = by_user.remove(user).unwrap_or_default();
+        forward.sort();
         if reverse != forward {
             bad.push(format!(
                 "card index: {user} owns {forward:?} but the reverse index lists {reverse:?}"
@@ -47,7 +99,8 @@ pub fn check(physical: &Dump, live: &Dump, now: u64) -> Vec<String> {
     }
 
     // Pending rings: within capacity, seqs strictly decreasing newest first.
-    for (user, entries) in &physical.pending {
+    for user in USERS {
+        let entries = store.pending().list(user)?;
         if entries.len() > PENDING_CAPACITY {
             bad.push(format!("{user} holds {} pending captures", entries.len()));
         }
@@ -59,104 +112,13 @@ pub fn check(physical: &Dump, live: &Dump, now: u64) -> Vec<String> {
         }
     }
 
-    for (user, s) in &physical.sessions {
-        if s.actions_used > s.max_actions {
-            bad.push(format!(
-                "{user}'s session used {} of {}",
-                s.actions_used, s.max_actions
-            ));
-        }
-    }
-
-    // Exactly once: every claim shows as one capture event in its user's context, unless
-    // newer events have pushed it out of the bounded list.
-    for claim in &physical.claims {
-        let ctx = physical
-            .contexts
-            .iter()
-            .find(|c| c.pubkey == claim.user_pubkey);
-        let Some(ctx) = ctx else {
-            bad.push(format!(
-                "claim {} of {} has no context",
-                claim.txn_id, claim.user_pubkey
-            ));
-            continue;
-        };
-        let hits = ctx
-            .recent_events
-            .iter()
-            .filter(|e| txn_of(e) == Some(&claim.txn_id) && e.timestamp_s == claim.processed_at_s)
-            .count();
-        let pushed_out = ctx.recent_events.len() == MAX_RECENT_EVENTS
-            && ctx
-                .recent_events
-                .last()
-                .is_some_and(|e| e.timestamp_s >= claim.processed_at_s);
-        if hits > 1 || (hits == 0 && !pushed_out) {
-            bad.push(format!(
-                "claim {} of {} at {}s shows {hits} time(s) in its context's events",
-                claim.txn_id, claim.user_pubkey, claim.processed_at_s
-            ));
-        }
-    }
-    // ... and no capture event outlives a claim that has not expired, nor repeats one.
-    for ctx in &physical.contexts {
-        let mut seen: BTreeMap<&str, i64> = BTreeMap::new();
-        for e in &ctx.recent_events {
-            let Some(txn) = txn_of(e) else { continue };
-            let claimed = physical.claims.iter().any(|c| {
-                c.txn_id == txn && c.user_pubkey == ctx.pubkey && c.processed_at_s == e.timestamp_s
-            });
-            let claim_could_expire = e.timestamp_s as u64 * 1000 + DEDUP_TTL_MS <= now;
-            if !claimed && !claim_could_expire {
-                bad.push(format!(
-                    "{}'s event for {txn} at {}s has no claim",
-                    ctx.pubkey, e.timestamp_s
-                ));
-            }
-            if let Some(other) = seen.insert(txn, e.timestamp_s) {
-                if (other - e.timestamp_s).unsigned_abs() * 1000 + 1000 < DEDUP_TTL_MS {
-                    bad.push(format!(
-                        "{} was processed twice for {} within the dedup TTL",
-                        txn, ctx.pubkey
-                    ));
-                }
-            }
-        }
-    }
-
-    // A live capture always has its live claim (captures expire before claims).
-    for (user, entries) in &live.pending {
-        for e in entries {
-            let txn = e.capture.proof_data.as_deref().unwrap_or("?");
-            let claimed = live.claims.iter().any(|c| {
-                c.txn_id == txn
-                    && &c.user_pubkey == user
-                    && c.processed_at_s == e.capture.created_at_s
-            });
-            if !claimed {
-                bad.push(format!(
-                    "{user}'s live capture #{} ({txn}) has no live claim",
-                    e.seq
-                ));
-            }
-        }
-    }
-    bad
-}
-
-/// The agent tables on the store: each snapshot filed under its tenant and nowhere else,
-/// every index entry pointing at a snapshot of that tenant, and no working-memory key
-/// older than its execution's last cleanup (`agent` tells when those cleanups ran).
-pub fn check_agent(physical: &Dump, agent: &AgentTables) -> Vec<String> {
-    let mut bad = Vec::new();
-    let mut filed: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (tenant, execs) in &physical.tenant_index {
-        for exec in execs {
-            filed.entry(exec).or_default().push(tenant);
-            let owner = physical.snapshots.iter().find(|s| &s.execution_id == exec);
-            match owner {
-                Some(s) if &s.tenant_id == tenant => {}
+    // Snapshots: each filed under its own tenant and nowhere else; the tenant index
+    // points only at snapshots of that tenant.
+    let mut filed: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for tenant in TENANTS.iter().filter(|t| !t.is_empty()) {
+        for exec in store.snapshots().list_up_to(tenant, usize::MAX)? {
+            match store.snapshots().get(&exec)? {
+                Some(s) if s.tenant_id == *tenant => {}
                 Some(s) => bad.push(format!(
                     "tenant index files {exec} under {tenant}, its snapshot says {}",
                     s.tenant_id
@@ -165,80 +127,51 @@ pub fn check_agent(physical: &Dump, agent: &AgentTables) -> Vec<String> {
                     "tenant index files {exec} under {tenant}, but it has no snapshot"
                 )),
             }
+            filed.entry(exec).or_default().push(tenant);
         }
     }
-    for s in &physical.snapshots {
-        let tenants = filed
-            .get(s.execution_id.as_str())
-            .cloned()
-            .unwrap_or_default();
-        if tenants != [s.tenant_id.as_str()] {
-            bad.push(format!(
-                "snapshot {} of {} is filed under {tenants:?}",
-                s.execution_id, s.tenant_id
-            ));
+    let mut now_seqs = BTreeMap::new();
+    for (e, exec) in EXECS.iter().enumerate() {
+        let deletes = history.snapshot_deletes[e];
+        match store.snapshots().get(exec)? {
+            Some(s) => {
+                let tenants = filed.get(*exec).cloned().unwrap_or_default();
+                if tenants != [s.tenant_id.as_str()] {
+                    bad.push(format!(
+                        "snapshot {exec} of {} is filed under {tenants:?}",
+                        s.tenant_id
+                    ));
+                }
+                // A stored sequence number never goes back, unless the snapshot was
+                // deleted in between.
+                if let Some((before, before_deletes)) = seqs.get(&e) {
+                    if *before_deletes == deletes && s.sequence_number < *before {
+                        bad.push(format!(
+                            "snapshot {exec} went back from sequence {before} to {}",
+                            s.sequence_number
+                        ));
+                    }
+                }
+                now_seqs.insert(e, (s.sequence_number, deletes));
+            }
+            None => {
+                if let Some((_, before_deletes)) = seqs.get(&e) {
+                    if *before_deletes == deletes {
+                        bad.push(format!("snapshot {exec} vanished without a delete"));
+                    }
+                }
+            }
         }
-    }
-    for (exec, key, value) in &physical.memory {
-        let Some((written, _)) = parse_memory_value(value) else {
-            bad.push(format!("working memory {exec}/{key} holds {value:?}"));
-            continue;
-        };
-        if let (_, Some(cleanup)) = agent.cleanups(exec) {
-            if written < cleanup {
+        // No working memory outlives its execution's cleanup.
+        if !history.memory_since_cleanup[e] {
+            let keys = store.memory().list(exec)?;
+            if !keys.is_empty() {
                 bad.push(format!(
-                    "working memory {exec}/{key} written by op {written} survived the \
-                     cleanup of op {cleanup}"
+                    "working memory {keys:?} of {exec} survived its execution's cleanup"
                 ));
             }
         }
     }
-    bad
-}
-
-/// Record counts: every table holds exactly the records the dump found (nothing outside
-/// the workload's key pools, no orphans), the expiry index one entry per expiring
-/// record. `probes`: records the
-/// parent keeps in the KV table; `pending_counters`: users that ever had a capture.
-pub fn check_counts(
-    stats: &StoreStats,
-    physical: &Flat,
-    probes: u64,
-    pending_counters: u64,
-) -> Vec<String> {
-    let cards = render::count(physical, "cards");
-    let snapshots = render::count(physical, "snapshots");
-    let want = [
-        ("edgestate.kv", render::count(physical, "kv") + probes),
-        ("edgestate.expiry", render::expiring(physical)),
-        ("edgestate.cards", cards),
-        ("edgestate.user_cards", cards),
-        ("edgestate.dedup", render::count(physical, "dedup")),
-        ("edgestate.contexts", render::count(physical, "contexts")),
-        ("edgestate.sessions", render::count(physical, "sessions")),
-        ("edgestate.pending", render::count(physical, "pending")),
-        ("edgestate.pending_seq", pending_counters),
-        (
-            "edgestate.idempotency",
-            render::count(physical, "idempotency"),
-        ),
-        ("edgestate.locations", render::count(physical, "locations")),
-        ("edgestate.snapshots", snapshots),
-        ("edgestate.snapshots_by_tenant", snapshots),
-        (
-            "edgestate.working_memory",
-            render::count(physical, "memory"),
-        ),
-    ];
-    want.iter()
-        .map(|(table, n)| {
-            (
-                table,
-                n,
-                edgestate::Table::from_name(table).map(|t| stats.records(t)),
-            )
-        })
-        .filter(|(_, n, found)| *found != Some(**n))
-        .map(|(table, n, found)| format!("{table} holds {found:?} records, want {n}"))
-        .collect()
+    *seqs = now_seqs;
+    Ok(bad)
 }

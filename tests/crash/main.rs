@@ -1,18 +1,16 @@
 //! Kill -9 crash harness ("crash-safe restore, proven").
 //!
 //! The test re-executes its own binary as a CHILD that opens a store file and runs a
-//! deterministic workload derived from (seed, op index): each op is one `store.write`
-//! that, besides its effect, sets the cursor record `harness/cursor` to `i + 1`; the
-//! clock is a `ManualClock` at `time(i)`, so TTLs are deterministic. The effects mix KV
-//! puts with TTLs, compare-and-swap, update closures, typed values, deletes and prefix
-//! deletes with the seed tables: the payment webhook flow (card lookup, dedup claim,
-//! pending capture, context event in one transaction), card link/unlink, context events
-//! and patches, pending takes and session store/use/invalidate, and the agent tables:
-//! execution snapshots (fresh, equal and stale sequence numbers, tenant moves), working
-//! memory with TTLs, execution cleanups, idempotency begin/complete/abandon under short
-//! leases, and the location cache. Some ops roll back on
-//! purpose; sweeps (one transaction or batched) and clock jumps of hours make TTL
-//! removals part of what crashes interrupt. The child prints `@ack <i>` after each
+//! deterministic workload: op `i` is an op of the store model's grammar
+//! (`tests/common/store_model`, the one the proptest and the fuzzer use), decoded from a
+//! stream derived from (seed, i), and the clock is a `ManualClock` at `time(i)`, so TTLs
+//! are deterministic. Every write of every family runs: KV (large values included),
+//! blobs, the byte store, contexts, cards, dedup, idempotency, sessions, location,
+//! pending rings, snapshots and working memory, the payment webhook, multi-op batches
+//! that commit or fail on purpose, sweeps (one transaction or batched) and compaction.
+//! Each op is one `store.write` that also sets the cursor record `harness/cursor` to
+//! `i + 1`; sweeps, the byte store, compaction and failing batches run in transactions
+//! of their own, followed by the cursor's. The child prints `@ack <i>` after each
 //! commit returns.
 //!
 //! The PARENT kills the child with SIGKILL at a random moment (during start-up, open or
@@ -21,18 +19,18 @@
 //! - the cursor lies between the last acknowledged op and one more (Immediate), or
 //!   between the last flushed op and one more than the last acknowledged (Relaxed with a
 //!   `flush()` every k ops): nothing acknowledged is lost, nothing unattempted appears;
-//! - every physical record (expired ones included), and separately the view at the
-//!   cursor's clock, equals the model replayed to that cursor, versions and expiries
-//!   included (a kill inside a sweep may leave only some due records removed);
-//! - invariants hold on the store itself: card index and reverse index agree, no
-//!   pending ring over capacity and seqs strictly ordered, every dedup claim shows
-//!   exactly once in its user's context events (unless pushed out of the bounded list),
-//!   every live capture has its live claim, sessions within their actions, each
-//!   snapshot's tenant index entry agrees with it, a stored snapshot's sequence number
-//!   never goes backwards across cycles, no working-memory key survives its
-//!   execution's cleanup, every table
-//!   holds exactly the records found, and the expiry index one entry per expiring record
-//!   (counted, and proved on a copy of the file by a far-future sweep);
+//! - the store model's full observation (every key of every alphabet, every list, every
+//!   table's physical record count, expiry index included) equals the model replayed to
+//!   that cursor, read both at the start clock (every physical record, expired ones
+//!   included) and at the cursor's clock; when the op at the cursor runs before the
+//!   cursor's transaction, the model with that op done (for a batched sweep: any number
+//!   of its batches) is accepted too;
+//! - invariants hold on the store itself (`invariants.rs`): card index and reverse index
+//!   agree, no pending ring over capacity and seqs strictly ordered, each snapshot filed
+//!   under its own tenant only, a stored snapshot's sequence number never goes backwards
+//!   across cycles unless it was deleted, no working memory survives its execution's
+//!   cleanup; and on a copy of the file a far-future sweep removes exactly the expiring
+//!   records and empties the expiry index;
 //! - `check_integrity()` passes and the store takes a durable write afterwards.
 //!
 //! Then the next cycle starts a new child on the same file.
@@ -45,35 +43,20 @@
 #![allow(clippy::unwrap_used)] // tests state their expectations by unwrapping
 
 mod child;
+#[path = "../common/mod.rs"]
+mod common;
 mod harness;
 mod invariants;
-mod model;
-mod model_agent;
-mod model_tables;
-mod render;
-mod rng;
 mod run;
-mod workload;
+#[path = "../common/store_model/mod.rs"]
+mod store_model;
 
 use std::time::Instant;
 
 use child::{run_child_if_asked, Mode};
+use common::env_u64;
 use harness::Harness;
-use rng::Rng;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(v) => {
-            let v = v.trim();
-            match v.strip_prefix("0x") {
-                Some(hex) => u64::from_str_radix(hex, 16),
-                None => v.parse(),
-            }
-            .unwrap_or_else(|_| panic!("{name}={v} is not a number"))
-        }
-        Err(_) => default,
-    }
-}
+use store_model::Rng;
 
 fn default_seed() -> u64 {
     let nanos = std::time::SystemTime::now()

@@ -230,6 +230,7 @@ const DATA_OPS: &[(usize, Gen)] = &[
 /// Store-level ops, with weights.
 const STORE_OPS: &[(usize, Gen)] = &[
     (1, |_| Op::Stats),
+    (1, |_| Op::Compact),
     (1, |c| Op::SweepAll {
         batch: one(c, &[0, 1, 3]),
     }),

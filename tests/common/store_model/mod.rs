@@ -17,15 +17,21 @@
 //!   list, and the physical record count of every table) after every `observe_every`
 //!   steps and at the end.
 //!
-//! Included with `#[path]` by `tests/model_store.rs` and `fuzz/fuzz_targets/model.rs`;
+//! - [`Workload`] ([`workload`]): ops as a pure function of (seed, index), for the kill -9
+//!   harness and the fault-injection test; [`observe`] and [`Model::observe`] give the
+//!   full observation both compare.
+//!
+//! Included with `#[path]` by `tests/model_store.rs`, `tests/crash/main.rs`,
+//! `tests/fault_injection.rs` and `fuzz/fuzz_targets/model.rs`;
 //! it depends only on `edgestate`, `serde_json` and std.
 
-#![allow(dead_code)] // each includer uses a subset
+#![allow(dead_code, unused_imports)] // each includer uses a subset
 
 pub mod decode;
 pub mod model;
 pub mod ops;
 pub mod run;
+pub mod workload;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -40,7 +46,8 @@ use edgestate::{
 pub use decode::{decode_op, Choices};
 pub use model::Model;
 pub use ops::{observation_ops, Op};
-pub use run::run;
+pub use run::{run, run_tx};
+pub use workload::{Rng, Workload};
 
 /// The clock's start: a whole second, so session expiries (whole seconds) line up.
 pub const T0_MS: u64 = 1_700_000_000_000;
@@ -106,7 +113,14 @@ pub enum ErrKind {
         table: &'static str,
         key: String,
     },
-    /// Anything else (storage trouble): never expected.
+    /// An I/O failure: never expected, except under fault injection. `variant` names the
+    /// error (`Storage`, `CommitOutcomeUnknown`, `Io`).
+    Storage {
+        variant: &'static str,
+        needs_reopen: bool,
+        message: String,
+    },
+    /// Anything else: never expected.
     Other(String),
 }
 
@@ -145,6 +159,17 @@ impl From<Error> for ErrKind {
             },
             Error::SessionRefused { user, reason } => ErrKind::SessionRefused { user, reason },
             Error::Decode { table, key, .. } => ErrKind::Decode { table, key },
+            Error::Storage(_) | Error::CommitOutcomeUnknown(_) | Error::Io { .. } => {
+                ErrKind::Storage {
+                    variant: match e {
+                        Error::Storage(_) => "Storage",
+                        Error::CommitOutcomeUnknown(_) => "CommitOutcomeUnknown",
+                        _ => "Io",
+                    },
+                    needs_reopen: e.needs_reopen(),
+                    message: e.to_string(),
+                }
+            }
             other => ErrKind::Other(other.to_string()),
         }
     }
@@ -195,7 +220,7 @@ pub enum Outcome {
 }
 
 /// The tables whose physical record counts are compared.
-pub const TABLES: [&str; 12] = [
+pub const TABLES: [&str; 14] = [
     "edgestate.kv",
     "edgestate.expiry",
     "edgestate.contexts",
@@ -206,7 +231,9 @@ pub const TABLES: [&str; 12] = [
     "edgestate.sessions",
     "edgestate.locations",
     "edgestate.pending",
+    "edgestate.pending_seq",
     "edgestate.snapshots",
+    "edgestate.snapshots_by_tenant",
     "edgestate.working_memory",
 ];
 
@@ -297,6 +324,46 @@ pub fn compare_state(sut: &mut Sut, model: &mut Model) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The full observation of `store` at its clock's time: the outcome of every
+/// [`observation_ops`] op.
+pub fn observe(store: &Store) -> Vec<Outcome> {
+    observation_ops().iter().map(|op| run(store, op)).collect()
+}
+
+impl Model {
+    /// The full observation the model predicts at its clock's time.
+    pub fn observe(&self) -> Vec<Outcome> {
+        let mut model = self.clone();
+        observation_ops().iter().map(|op| model.apply(op)).collect()
+    }
+}
+
+/// The first difference between two observations, if any.
+pub fn observation_diff(got: &[Outcome], want: &[Outcome]) -> Option<String> {
+    let ops = observation_ops();
+    if got.len() != want.len() {
+        return Some(format!("{} outcomes, want {}", got.len(), want.len()));
+    }
+    let shown = |o: &Outcome| {
+        let mut s = format!("{o:?}");
+        s.truncate(2_000);
+        s
+    };
+    got.iter()
+        .zip(want)
+        .zip(&ops)
+        .find(|((g, w), _)| g != w)
+        .map(|((g, w), op)| {
+            format!(
+                "at {op:?}
+ store: {}
+ model: {}",
+                shown(g),
+                shown(w)
+            )
+        })
 }
 
 /// Runs `ops` on both sides. Outcomes must agree after every step, and the whole state

@@ -46,6 +46,15 @@ pub const BYTE_TTL_MS: u64 = 500;
 /// The `ByteStore`'s limit on live keys.
 pub const BYTE_MAX_ITEMS: usize = 3;
 
+/// The bytes a KV put of `value` writes: the byte itself, or for the top few values a
+/// large run of it (tens of KiB, over several pages), so that some commits are long.
+pub fn kv_bytes(value: u8) -> Vec<u8> {
+    match value {
+        0..=249 => vec![value],
+        _ => vec![value; usize::from(value - 249) * 12 * 1024],
+    }
+}
+
 /// JSON values saved as blobs.
 pub fn blob_value(i: usize) -> Value {
     match i {
@@ -333,6 +342,8 @@ pub enum Op {
     },
     /// Physical record counts of every table.
     Stats,
+    /// `Store::compact` (rewrites the file; no logical effect; not inside batches).
+    Compact,
     /// `sweep_expired(limit)`.
     Sweep {
         limit: usize,

@@ -45,7 +45,8 @@ macro_rules! data_op {
                 value,
                 ttl: t,
             } => out(
-                s.kv().put(NAMESPACES[*ns], KEYS[*key], &[*value], ttl(*t)),
+                s.kv()
+                    .put(NAMESPACES[*ns], KEYS[*key], &kv_bytes(*value), ttl(*t)),
                 Outcome::Version,
             ),
             Op::KvPutIf {
@@ -55,8 +56,13 @@ macro_rules! data_op {
                 ttl: t,
                 expect,
             } => out(
-                s.kv()
-                    .put_if(NAMESPACES[*ns], KEYS[*key], &[*value], ttl(*t), *expect),
+                s.kv().put_if(
+                    NAMESPACES[*ns],
+                    KEYS[*key],
+                    &kv_bytes(*value),
+                    ttl(*t),
+                    *expect,
+                ),
                 Outcome::Version,
             ),
             Op::KvDelete { ns, key } => {
@@ -279,6 +285,9 @@ pub fn run_tx(tx: &WriteTx, op: &Op) -> Outcome {
 enum BatchEnd {
     /// The batch asked to fail; its inner outcomes.
     Abort(Vec<Outcome>),
+    /// An inner op met an I/O failure (fault injection): the batch gives up, as a caller
+    /// propagating errors with `?` would.
+    Failed(Box<Outcome>),
     Store(Error),
 }
 
@@ -305,6 +314,7 @@ pub fn run(store: &Store, op: &Op) -> Outcome {
                     .collect(),
             )
         }),
+        Op::Compact => out(store.compact(), |_| Outcome::Unit),
         Op::Sweep { limit } => out(store.sweep_expired(*limit), Outcome::Count),
         Op::SweepAll { batch } => out(store.sweep_all_expired(*batch), Outcome::Count),
         Op::ByteSet { key, value } => {
@@ -316,7 +326,14 @@ pub fn run(store: &Store, op: &Op) -> Outcome {
         }
         Op::Batch { ops, fail } => {
             let result = store.write(|tx| {
-                let outcomes: Vec<Outcome> = ops.iter().map(|op| run_tx(tx, op)).collect();
+                let mut outcomes = Vec::with_capacity(ops.len());
+                for op in ops {
+                    let outcome = run_tx(tx, op);
+                    if let Outcome::Err(ErrKind::Storage { .. }) = outcome {
+                        return Err(BatchEnd::Failed(Box::new(outcome)));
+                    }
+                    outcomes.push(outcome);
+                }
                 if *fail {
                     Err(BatchEnd::Abort(outcomes))
                 } else {
@@ -326,6 +343,7 @@ pub fn run(store: &Store, op: &Op) -> Outcome {
             match result {
                 Ok(outcomes) => Outcome::Many(outcomes),
                 Err(BatchEnd::Abort(outcomes)) => Outcome::Aborted(outcomes),
+                Err(BatchEnd::Failed(outcome)) => *outcome,
                 Err(BatchEnd::Store(e)) => Outcome::Err(e.into()),
             }
         }

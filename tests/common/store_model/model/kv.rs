@@ -15,14 +15,20 @@ impl Model {
                 key,
                 value,
                 ttl,
-            } => self.kv_put(NAMESPACES[*ns], KEYS[*key], vec![*value], *ttl, Expect::Any),
+            } => self.kv_put(
+                NAMESPACES[*ns],
+                KEYS[*key],
+                kv_bytes(*value),
+                *ttl,
+                Expect::Any,
+            ),
             Op::KvPutIf {
                 ns,
                 key,
                 value,
                 ttl,
                 expect,
-            } => self.kv_put(NAMESPACES[*ns], KEYS[*key], vec![*value], *ttl, *expect),
+            } => self.kv_put(NAMESPACES[*ns], KEYS[*key], kv_bytes(*value), *ttl, *expect),
             Op::KvDelete { ns, key } => Outcome::Bool(
                 remove(&mut self.kv, &pair(NAMESPACES[*ns], KEYS[*key]), now).is_some(),
             ),

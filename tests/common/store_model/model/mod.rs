@@ -233,7 +233,7 @@ impl Model {
                 self.now = self.now.saturating_sub(*ms);
                 Outcome::Unit
             }
-            Op::Reopen | Op::ReopenAfterDrop => Outcome::Unit,
+            Op::Reopen | Op::ReopenAfterDrop | Op::Compact => Outcome::Unit,
         }
     }
 
@@ -257,7 +257,9 @@ impl Model {
             self.sessions.len(),
             self.locations.len(),
             self.pending.len(),
+            self.pending_seq.len(),
             self.snapshots.len(),
+            self.by_tenant.len(),
             self.memory.len(),
         ];
         TABLES
