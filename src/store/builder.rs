@@ -239,6 +239,31 @@ impl StoreBuilder {
         self.finish(db, None, None)
     }
 
+    /// Like [`open_with_backend`](Self::open_with_backend), with the page log (see
+    /// [`page_log`](Self::page_log)) on a backend of its own: `log` is replayed onto
+    /// `main` first (after a crash), then both serve the store. For layers such as
+    /// encryption or fault injection under a logged store; the lock methods of `main` are
+    /// the store's.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the log cannot be read or replayed; then as
+    /// [`open_with_backend`](Self::open_with_backend).
+    pub fn open_with_page_log(
+        self,
+        main: impl redb::StorageBackend,
+        log: impl redb::StorageBackend,
+    ) -> Result<Store> {
+        let label = Path::new(":backend:");
+        let (backend, _recovery) =
+            super::wal::WalBackend::open(main, log, 0, self.log_checkpoint_bytes).map_err(
+                |source| Error::Io {
+                    path: label.to_owned(),
+                    source,
+                },
+            )?;
+        self.open_with_backend(backend)
+    }
+
     fn redb_builder(&self) -> redb::Builder {
         let mut builder = redb::Builder::new();
         if let Some(bytes) = self.cache_size {
