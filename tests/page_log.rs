@@ -164,7 +164,7 @@ fn open(main: &SimDisk, log: &SimDisk) -> edgestate::Result<Store> {
 #[test]
 fn power_cuts_lose_nothing_acknowledged() {
     let cuts = env_u64("EDGESTATE_POWER_CUTS", 60);
-    let mut rng = XorShift::new(0x5EED_0F_C0FFEE);
+    let mut rng = XorShift::new(0x5EED_0FC0_FFEE);
     let (mut main, mut log) = (SimDisk::default(), SimDisk::default());
     drop(open(&main, &log).unwrap());
     // key -> value of every acknowledged durable write.
