@@ -7,7 +7,7 @@ use std::time::Duration;
 use parking_lot::RwLock;
 use redb::backends::InMemoryBackend;
 
-use super::open::{open_or_create, OpenOptionsRedb};
+use super::open::{open_or_create, OpenOptionsRedb, Opened};
 use super::sweeper::{Sweeper, SweeperCounters};
 use super::{Durability, Inner, Store, StoreConfig};
 use crate::clock::{Clock, SystemClock};
@@ -215,11 +215,11 @@ impl StoreBuilder {
     pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
         let path = path.as_ref();
         let now = self.clock.now_ms();
-        let db = open_or_create(path, &self.redb_options(), |db| {
+        let opened = open_or_create(path, &self.redb_options(), |db| {
             schema::ensure(db, path, now)
         })?;
         let reopen = self.redb_options();
-        self.finish(db, Some((path.to_owned(), reopen)), None)
+        self.finish(opened, Some((path.to_owned(), reopen)), None)
     }
 
     /// Opens (or initializes) a store on a custom redb storage backend: for fault
@@ -236,7 +236,7 @@ impl StoreBuilder {
             .create_with_backend(backend)
             .map_err(|e| super::open::map_open_error(label, e))?;
         schema::ensure(&db, label, self.clock.now_ms())?;
-        self.finish(db, None, None)
+        self.finish(Opened { db, log: None }, None, None)
     }
 
     /// Like [`open_with_backend`](Self::open_with_backend), with the page log (see
@@ -261,7 +261,13 @@ impl StoreBuilder {
                     source,
                 },
             )?;
-        self.open_with_backend(backend)
+        let log = backend.log();
+        let db = self
+            .redb_builder()
+            .create_with_backend(backend)
+            .map_err(|e| super::open::map_open_error(label, e))?;
+        schema::ensure(&db, label, self.clock.now_ms())?;
+        self.finish(Opened { db, log: Some(log) }, None, None)
     }
 
     fn redb_builder(&self) -> redb::Builder {
@@ -283,7 +289,7 @@ impl StoreBuilder {
             .create_with_backend(InMemoryBackend::new())
             .map_err(Error::from)?;
         schema::ensure(&db, Path::new(":memory:"), self.clock.now_ms())?;
-        self.finish(db, None, None)
+        self.finish(Opened { db, log: None }, None, None)
     }
 
     /// A file store in a new temporary directory, deleted when the last handle drops.
@@ -300,16 +306,16 @@ impl StoreBuilder {
             })?;
         let path = dir.path().join("store.edgestate");
         let now = self.clock.now_ms();
-        let db = open_or_create(&path, &self.redb_options(), |db| {
+        let opened = open_or_create(&path, &self.redb_options(), |db| {
             schema::ensure(db, &path, now)
         })?;
         let reopen = self.redb_options();
-        self.finish(db, Some((path, reopen)), Some(dir))
+        self.finish(opened, Some((path, reopen)), Some(dir))
     }
 
     fn finish(
         self,
-        db: redb::Database,
+        opened: Opened,
         file: Option<(std::path::PathBuf, OpenOptionsRedb)>,
         temp_dir: Option<tempfile::TempDir>,
     ) -> Result<Store> {
@@ -318,7 +324,8 @@ impl StoreBuilder {
             None => (None, None),
         };
         let inner = Arc::new(Inner {
-            db: RwLock::new(Some(db)),
+            db: RwLock::new(Some(opened.db)),
+            log: RwLock::new(opened.log),
             clock: self.clock,
             config: Arc::new(self.config),
             durability: self.durability,

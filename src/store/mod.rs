@@ -8,6 +8,7 @@ mod flows;
 mod group_commit;
 
 pub(crate) mod open;
+mod overlay;
 mod sweeper;
 mod wal;
 
@@ -67,6 +68,8 @@ pub(crate) struct Inner {
     /// `None` once closed. Transactions hold the read side for their whole life;
     /// maintenance takes the write side, so it waits for them and they wait for it.
     db: RwLock<Option<redb::Database>>,
+    /// The page log of a file store (`None` without one): durable commits wait on it.
+    log: RwLock<Option<Arc<wal::PageLog>>>,
     clock: Arc<dyn Clock>,
     config: Arc<StoreConfig>,
     durability: Durability,
@@ -147,6 +150,9 @@ impl Inner {
         let _scope = WriteScope::enter()?;
         let guard = self.lock_db(nested);
         let db = guard.as_ref().ok_or(Error::Closed)?;
+        if let Some(log) = self.log.read().clone() {
+            return self.write_logged(db, &log, durability, f);
+        }
         // Counted in only once the database lock is held, so that nobody waits for a
         // writer that itself waits behind a maintenance call.
         let ticket = self.group.enter(db);
@@ -166,6 +172,41 @@ impl Inner {
                 Err(e)
             }
         }
+    }
+
+    /// A write on a store with a page log: redb's commit only appends to the log (no
+    /// sync under its write lock); a durable caller then waits for a sync of the log
+    /// that covers its commit, one sync serving every commit made before it began.
+    fn write_logged<T, E: From<Error>>(
+        &self,
+        db: &redb::Database,
+        log: &wal::PageLog,
+        durability: Durability,
+        f: impl FnOnce(&mut WriteTx) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        let mut txn = db.begin_write().map_err(Error::from)?;
+        if self.quick_repair {
+            txn.set_quick_repair(true);
+        }
+        let mut tx = WriteTx::new(txn, self.clock.now_ms(), Arc::clone(&self.config));
+        let out = match f(&mut tx) {
+            Ok(out) => out,
+            Err(e) => {
+                tx.abort();
+                return Err(e);
+            }
+        };
+        let redb_durability = match durability {
+            Durability::Immediate => redb::Durability::Immediate,
+            Durability::Relaxed => redb::Durability::None,
+        };
+        tx.set_durability(redb_durability)?;
+        tx.commit()?;
+        if durability == Durability::Immediate {
+            log.wait_durable(log.committed())
+                .map_err(|e| Error::CommitOutcomeUnknown(redb::Error::Io(e)))?;
+        }
+        Ok(out)
     }
 
     /// The shared side of the database lock, held for a whole transaction. A first
@@ -429,8 +470,9 @@ impl Store {
             let _ = db.close();
         }
         let now = self.inner.clock.now_ms();
-        let db = open::open_existing(path, options, |db| schema::ensure(db, path, now))?;
-        *guard = Some(db);
+        let opened = open::open_existing(path, options, |db| schema::ensure(db, path, now))?;
+        *self.inner.log.write() = opened.log;
+        *guard = Some(opened.db);
         Ok(())
     }
 

@@ -7,7 +7,15 @@ use std::path::{Path, PathBuf};
 
 use redb::backends::FileBackend;
 
-use super::wal::WalBackend;
+use std::sync::Arc;
+
+use super::wal::{PageLog, WalBackend};
+
+/// An opened database and, when it has one, its page log (to wait on for durability).
+pub(crate) struct Opened {
+    pub(crate) db: redb::Database,
+    pub(crate) log: Option<Arc<PageLog>>,
+}
 
 use crate::error::{Error, Result};
 
@@ -78,7 +86,7 @@ pub(crate) fn open_or_create(
     path: &Path,
     opts: &OpenOptionsRedb,
     init: impl Fn(&redb::Database) -> Result<()>,
-) -> Result<redb::Database> {
+) -> Result<Opened> {
     match std::fs::metadata(path) {
         Ok(meta) if meta.is_dir() => {
             return Err(Error::NotAStore {
@@ -110,7 +118,7 @@ pub(crate) fn open_existing(
     path: &Path,
     opts: &OpenOptionsRedb,
     init: impl Fn(&redb::Database) -> Result<()>,
-) -> Result<redb::Database> {
+) -> Result<Opened> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -118,20 +126,21 @@ pub(crate) fn open_existing(
         .map_err(io(path))?;
     let inode = inode_of(&file);
     let backend = FileBackend::new(file).map_err(|e| map_open_error(path, e))?;
-    let db = match opts.log_checkpoint_bytes {
+    let (db, log) = match opts.log_checkpoint_bytes {
         Some(limit) => {
             // Opened only once the store file is locked: nobody else replays the log.
             let log_path = log_path(path);
             let log = open_log(&log_path, opts.file_mode)?;
             let (backend, _recovery) =
                 WalBackend::open(backend, log, inode, limit).map_err(io(&log_path))?;
-            opts.builder().create_with_backend(backend)
+            let page_log = backend.log();
+            (opts.builder().create_with_backend(backend), Some(page_log))
         }
-        None => opts.builder().create_with_backend(backend),
-    }
-    .map_err(|e| map_open_error(path, e))?;
+        None => (opts.builder().create_with_backend(backend), None),
+    };
+    let db = db.map_err(|e| map_open_error(path, e))?;
     init(&db)?;
-    Ok(db)
+    Ok(Opened { db, log })
 }
 
 /// The page log beside a store file: `<file name>-wal`.
@@ -213,7 +222,7 @@ fn create_new(
     path: &Path,
     opts: &OpenOptionsRedb,
     init: &impl Fn(&redb::Database) -> Result<()>,
-) -> Result<Option<redb::Database>> {
+) -> Result<Option<Opened>> {
     let dir = parent_dir(path);
     if !dir.is_dir() {
         return Err(Error::Io {
@@ -259,7 +268,7 @@ fn create_new(
         }
         sync_dir(&dir)?;
         if opts.log_checkpoint_bytes.is_none() {
-            return Ok(Some(db));
+            return Ok(Some(Opened { db, log: None }));
         }
         // Reopen through the page log (the file is complete and durable already).
         drop(db);

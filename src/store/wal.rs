@@ -27,8 +27,12 @@
 use std::io;
 use std::ops::Bound;
 
-use parking_lot::Mutex;
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
 use redb::{BackendError, StorageBackend};
+
+use super::overlay::Overlay;
 
 const MAGIC: [u8; 8] = *b"edgeWAL1";
 /// Bytes of the log header.
@@ -42,22 +46,36 @@ const KIND_COMMIT: u8 = 3;
 const PENDING_LIMIT: usize = 4 << 20;
 
 /// The default log size that triggers a checkpoint.
-pub(crate) const DEFAULT_CHECKPOINT_BYTES: u64 = 64 << 20;
+pub(crate) const DEFAULT_CHECKPOINT_BYTES: u64 = 32 << 20;
 
-/// A redb storage backend that logs pages to a second backend (see the module docs).
-pub(crate) struct WalBackend<M: StorageBackend, W: StorageBackend> {
+/// A redb storage backend that logs pages (see the module docs).
+pub(crate) struct WalBackend<M: StorageBackend> {
     main: M,
-    log: Mutex<Log<W>>,
+    shared: Arc<PageLog>,
 }
 
-impl<M: StorageBackend, W: StorageBackend> std::fmt::Debug for WalBackend<M, W> {
+impl<M: StorageBackend> std::fmt::Debug for WalBackend<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WalBackend").finish_non_exhaustive()
     }
 }
 
-struct Log<W: StorageBackend> {
-    file: W,
+/// The log, shared between the backend (owned by redb) and the store, which waits on it
+/// for durability outside redb's write lock.
+pub(crate) struct PageLog {
+    file: Box<dyn StorageBackend>,
+    state: Mutex<LogState>,
+    sync: Mutex<SyncState>,
+    synced: Condvar,
+}
+
+impl std::fmt::Debug for PageLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageLog").finish_non_exhaustive()
+    }
+}
+
+struct LogState {
     salt: u64,
     inode: u64,
     /// Where the next frame goes in the log file.
@@ -67,6 +85,28 @@ struct Log<W: StorageBackend> {
     /// The log file's length (it never shrinks).
     file_len: u64,
     checkpoint_bytes: u64,
+    /// Bytes ever appended to the log (across checkpoints): positions waiters compare.
+    written: u64,
+    /// `written` at the last commit mark.
+    committed: u64,
+    /// Pages written since the last checkpoint, not yet in the store file.
+    overlay: Overlay,
+    /// The length redb sees.
+    len: u64,
+    /// The store file's length on disk (as of the last checkpoint).
+    main_len: u64,
+    /// A sync failed: every later call fails until the store is reopened.
+    poisoned: bool,
+}
+
+#[derive(Default)]
+struct SyncState {
+    /// Every commit up to this log position is durable.
+    durable: u64,
+    /// A sync covering positions up to here failed.
+    failed: u64,
+    /// A thread is syncing the log file now.
+    syncing: bool,
 }
 
 /// What [`WalBackend::open`] found in the log.
@@ -76,6 +116,10 @@ pub(crate) struct Recovery {
     pub(crate) frames: u64,
     /// Commit marks among them.
     pub(crate) commits: u64,
+}
+
+fn poisoned() -> io::Error {
+    io::Error::other("an earlier sync of the page log failed; reopen the store")
 }
 
 fn crc(salt: u64, parts: &[&[u8]]) -> u32 {
@@ -165,12 +209,12 @@ fn read_header(image: &[u8], inode: u64) -> Option<u64> {
     Some(u64::from_le_bytes(h[8..16].try_into().ok()?))
 }
 
-impl<M: StorageBackend, W: StorageBackend> WalBackend<M, W> {
+impl<M: StorageBackend> WalBackend<M> {
     /// Replays whatever `log` holds onto `main` (up to its last commit mark), syncs
     /// `main`, and starts a new log. `inode` identifies the store file (0: unknown).
     pub(crate) fn open(
         main: M,
-        log: W,
+        log: impl StorageBackend,
         inode: u64,
         checkpoint_bytes: u64,
     ) -> io::Result<(Self, Recovery)> {
@@ -198,117 +242,248 @@ impl<M: StorageBackend, W: StorageBackend> WalBackend<M, W> {
                 main.sync_data()?;
             }
         }
-        let backend = WalBackend {
-            main,
-            log: Mutex::new(Log {
-                file: log,
+        drop(image);
+        let main_len = main.len()?;
+        let shared = Arc::new(PageLog {
+            file: Box::new(log),
+            state: Mutex::new(LogState {
                 salt,
                 inode,
                 end: HEADER_LEN,
                 pending: Vec::new(),
                 file_len: len,
                 checkpoint_bytes,
+                written: 0,
+                committed: 0,
+                overlay: Overlay::default(),
+                len: main_len,
+                main_len,
+                poisoned: false,
             }),
-        };
-        backend.log.lock().restart()?;
-        Ok((backend, recovery))
+            sync: Mutex::new(SyncState::default()),
+            synced: Condvar::new(),
+        });
+        {
+            let mut state = shared.state.lock();
+            shared.restart(&mut state)?;
+        }
+        Ok((WalBackend { main, shared }, recovery))
     }
 
-    /// Syncs the store file and starts the log over: everything logged so far is now in
-    /// the store file itself.
-    fn checkpoint(&self, log: &mut Log<W>) -> io::Result<()> {
-        log.write_pending()?;
+    /// The log, for waiting on durability.
+    pub(crate) fn log(&self) -> Arc<PageLog> {
+        Arc::clone(&self.shared)
+    }
+
+    /// Writes the pages held in memory to the store file, syncs it, and starts the log
+    /// over: everything logged so far is now in the store file itself.
+    fn checkpoint(&self, state: &mut LogState) -> io::Result<()> {
+        let log = &self.shared;
+        log.write_pending(state)?;
+        if state.len != state.main_len {
+            self.main.set_len(state.len)?;
+        }
+        for (offset, bytes) in state.overlay.ranges() {
+            self.main.write(offset, bytes)?;
+        }
         self.main.sync_data()?;
-        log.restart()
+        state.overlay.clear();
+        state.main_len = state.len;
+        log.restart(state)?;
+        log.mark_durable(state.written);
+        Ok(())
+    }
+
+    fn checked(&self) -> io::Result<parking_lot::MutexGuard<'_, LogState>> {
+        let state = self.shared.state.lock();
+        if state.poisoned {
+            return Err(poisoned());
+        }
+        Ok(state)
     }
 }
 
-impl<W: StorageBackend> Log<W> {
-    fn record(&mut self, kind: u8, offset: u64, data: &[u8]) -> io::Result<()> {
+impl PageLog {
+    fn record(&self, state: &mut LogState, kind: u8, offset: u64, data: &[u8]) -> io::Result<()> {
         let len = u32::try_from(data.len()).map_err(io::Error::other)?;
         let head = frame_head(kind, offset, len);
-        self.pending.extend_from_slice(&head);
-        self.pending
-            .extend_from_slice(&crc(self.salt, &[&head, data]).to_le_bytes());
-        self.pending.extend_from_slice(data);
-        if self.pending.len() > PENDING_LIMIT {
-            self.write_pending()?;
+        state.pending.extend_from_slice(&head);
+        state
+            .pending
+            .extend_from_slice(&crc(state.salt, &[&head, data]).to_le_bytes());
+        state.pending.extend_from_slice(data);
+        if state.pending.len() > PENDING_LIMIT {
+            self.write_pending(state)?;
         }
         Ok(())
     }
 
-    /// Writes `data` at `offset`, growing the file first where needed.
-    fn write_at(&mut self, offset: u64, data: &[u8]) -> io::Result<()> {
+    /// Writes `data` at `offset` of the log file, growing the file first where needed.
+    fn write_at(&self, state: &mut LogState, offset: u64, data: &[u8]) -> io::Result<()> {
         let needed = offset + data.len() as u64;
-        if needed > self.file_len {
-            self.file.set_len(needed)?;
-            self.file_len = needed;
+        if needed > state.file_len {
+            // Grow in steps, so that the file's size (metadata a sync must also write)
+            // changes on few syncs.
+            let grown = needed.max(state.file_len + (4 << 20));
+            self.file.set_len(grown)?;
+            state.file_len = grown;
         }
         self.file.write(offset, data)
     }
 
-    fn write_pending(&mut self) -> io::Result<()> {
-        if self.pending.is_empty() {
+    fn write_pending(&self, state: &mut LogState) -> io::Result<()> {
+        if state.pending.is_empty() {
             return Ok(());
         }
-        let pending = std::mem::take(&mut self.pending);
-        let written = self.write_at(self.end, &pending);
-        self.pending = pending;
-        written?;
-        self.end += self.pending.len() as u64;
-        self.pending.clear();
+        let pending = std::mem::take(&mut state.pending);
+        let written = self.write_at(state, state.end, &pending);
+        if let Err(e) = written {
+            state.poisoned = true;
+            return Err(e);
+        }
+        state.end += pending.len() as u64;
+        state.written += pending.len() as u64;
+        state.pending = pending;
+        state.pending.clear();
         Ok(())
     }
 
     /// A new salt and header: every frame in the file is now stale.
-    fn restart(&mut self) -> io::Result<()> {
-        self.pending.clear();
-        self.salt = new_salt(self.salt);
-        self.write_at(0, &header(self.salt, self.inode))?;
+    fn restart(&self, state: &mut LogState) -> io::Result<()> {
+        state.pending.clear();
+        state.salt = new_salt(state.salt);
+        let header = header(state.salt, state.inode);
+        self.write_at(state, 0, &header)?;
         self.file.sync_data()?;
-        self.end = HEADER_LEN;
+        state.end = HEADER_LEN;
         Ok(())
+    }
+
+    fn mark_durable(&self, position: u64) {
+        let mut sync = self.sync.lock();
+        sync.durable = sync.durable.max(position);
+        drop(sync);
+        self.synced.notify_all();
+    }
+
+    /// The log position of the last commit mark.
+    pub(crate) fn committed(&self) -> u64 {
+        self.state.lock().committed
+    }
+
+    /// Returns once every commit up to log position `position` is durable: the first
+    /// waiter syncs the log file for everyone who committed before the sync began; the
+    /// others wait for it (group commit, outside redb's write lock).
+    pub(crate) fn wait_durable(&self, position: u64) -> io::Result<()> {
+        let mut sync = self.sync.lock();
+        loop {
+            if sync.durable >= position {
+                return Ok(());
+            }
+            if sync.failed >= position {
+                return Err(io::Error::other(
+                    "the shared sync of the page log failed; reopen to learn whether this commit landed",
+                ));
+            }
+            if sync.syncing {
+                self.synced.wait(&mut sync);
+                continue;
+            }
+            sync.syncing = true;
+            drop(sync);
+            let target = self.state.lock().written;
+            let outcome = self.file.sync_data();
+            sync = self.sync.lock();
+            sync.syncing = false;
+            match outcome {
+                Ok(()) => sync.durable = sync.durable.max(target),
+                Err(_) => {
+                    sync.failed = sync.failed.max(target);
+                    self.state.lock().poisoned = true;
+                }
+            }
+            self.synced.notify_all();
+        }
     }
 }
 
-impl<M: StorageBackend, W: StorageBackend> StorageBackend for WalBackend<M, W> {
+impl<M: StorageBackend> StorageBackend for WalBackend<M> {
     fn len(&self) -> Result<u64, io::Error> {
-        self.main.len()
+        Ok(self.checked()?.len)
     }
 
     fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), io::Error> {
-        self.main.read(offset, out)
+        let state = self.checked()?;
+        let end = offset + out.len() as u64;
+        if end > state.len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "read past the end of the store file",
+            ));
+        }
+        if state.overlay.read_whole(offset, out) {
+            return Ok(());
+        }
+        let on_disk = end.min(state.main_len);
+        if offset < on_disk {
+            self.main
+                .read(offset, &mut out[..(on_disk - offset) as usize])?;
+            out[(on_disk - offset) as usize..].fill(0);
+        } else {
+            out.fill(0);
+        }
+        state.overlay.patch(offset, out);
+        Ok(())
     }
 
     fn set_len(&self, len: u64) -> Result<(), io::Error> {
-        self.main.set_len(len)?;
-        self.log.lock().record(KIND_SET_LEN, len, &[])
+        let mut state = self.checked()?;
+        if len < state.len {
+            state.overlay.truncate(len);
+        }
+        state.len = len;
+        self.shared.record(&mut state, KIND_SET_LEN, len, &[])
     }
 
     fn sync_data(&self) -> Result<(), io::Error> {
-        let mut log = self.log.lock();
-        log.record(KIND_COMMIT, 0, &[])?;
-        log.write_pending()?;
-        log.file.sync_data()?;
-        if log.end >= log.checkpoint_bytes {
-            self.checkpoint(&mut log)?;
+        let mut state = self.checked()?;
+        let log = &self.shared;
+        log.record(&mut state, KIND_COMMIT, 0, &[])?;
+        log.write_pending(&mut state)?;
+        state.committed = state.written;
+        if state.end >= state.checkpoint_bytes
+            || state.overlay.bytes() as u64 >= state.checkpoint_bytes
+        {
+            if let Err(e) = self.checkpoint(&mut state) {
+                state.poisoned = true;
+                return Err(e);
+            }
         }
+        // The log file is synced by whoever waits for this commit (`wait_durable`),
+        // outside redb's write lock. Nothing reaches the store file before that sync
+        // (pages stay in memory until a checkpoint), so a crash in between loses this
+        // commit whole and nothing else.
         Ok(())
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
-        self.main.write(offset, data)?;
-        self.log.lock().record(KIND_WRITE, offset, data)
+        let mut state = self.checked()?;
+        state.overlay.write(offset, data);
+        let end = offset + data.len() as u64;
+        if end > state.len {
+            state.len = end;
+        }
+        self.shared.record(&mut state, KIND_WRITE, offset, data)
     }
 
     fn close(&self) -> Result<(), io::Error> {
         // Leave a store file that is complete on its own, and an empty log.
-        let checkpointed = {
-            let mut log = self.log.lock();
-            self.checkpoint(&mut log)
+        let checkpointed = match self.checked() {
+            Ok(mut state) => self.checkpoint(&mut state),
+            Err(e) => Err(e),
         };
         let closed = self.main.close();
-        let log_closed = self.log.lock().file.close();
+        let log_closed = self.shared.file.close();
         checkpointed.and(closed).and(log_closed)
     }
 
@@ -346,35 +521,45 @@ mod tests {
     use super::*;
     use redb::backends::InMemoryBackend;
 
-    fn image(b: &InMemoryBackend) -> Vec<u8> {
+    fn image(b: &dyn StorageBackend) -> Vec<u8> {
         let mut out = vec![0; b.len().unwrap() as usize];
         b.read(0, &mut out).unwrap();
         out
     }
 
-    /// A backend sharing its bytes with the test, so a "crash" can reopen them.
-    fn reopen(main: &InMemoryBackend, log: &InMemoryBackend) -> (InMemoryBackend, InMemoryBackend) {
-        let (m, l) = (InMemoryBackend::new(), InMemoryBackend::new());
-        let (mi, li) = (image(main), image(log));
-        m.set_len(mi.len() as u64).unwrap();
-        m.write(0, &mi).unwrap();
-        l.set_len(li.len() as u64).unwrap();
-        l.write(0, &li).unwrap();
-        (m, l)
+    fn backend_with(bytes: &[u8]) -> InMemoryBackend {
+        let b = InMemoryBackend::new();
+        b.set_len(bytes.len() as u64).unwrap();
+        b.write(0, bytes).unwrap();
+        b
+    }
+
+    fn open(
+        main: InMemoryBackend,
+        log: InMemoryBackend,
+        limit: u64,
+    ) -> (WalBackend<InMemoryBackend>, Recovery) {
+        WalBackend::open(main, log, 7, limit).unwrap()
     }
 
     #[test]
-    fn synced_writes_are_replayed_and_unsynced_ones_are_not() {
-        let (wal, _) =
-            WalBackend::open(InMemoryBackend::new(), InMemoryBackend::new(), 0, u64::MAX).unwrap();
+    fn committed_writes_are_replayed_and_later_ones_are_not() {
+        let (wal, _) = open(InMemoryBackend::new(), InMemoryBackend::new(), u64::MAX);
         wal.set_len(16).unwrap();
         wal.write(0, b"aaaa").unwrap();
         wal.sync_data().unwrap();
-        wal.write(4, b"bbbb").unwrap(); // never synced
-                                        // The store file "loses" everything (power cut before any of it was flushed).
-        let lost_main = InMemoryBackend::new();
-        let log_copy = reopen(&InMemoryBackend::new(), &wal.log.lock().file).1;
-        let (recovered, rec) = WalBackend::open(lost_main, log_copy, 0, u64::MAX).unwrap();
+        wal.write(4, b"bbbb").unwrap(); // no commit mark after it
+        wal.shared
+            .write_pending(&mut wal.shared.state.lock())
+            .unwrap();
+        // Nothing reached the store file yet: the pages wait in memory for a checkpoint.
+        assert_eq!(wal.main.len().unwrap(), 0);
+        let mut seen = [0u8; 8];
+        wal.read(0, &mut seen).unwrap();
+        assert_eq!(&seen, b"aaaabbbb");
+
+        let log = image(wal.shared.file.as_ref());
+        let (recovered, rec) = open(InMemoryBackend::new(), backend_with(&log), u64::MAX);
         assert_eq!(rec.commits, 1);
         let mut out = [0u8; 8];
         recovered.read(0, &mut out).unwrap();
@@ -382,18 +567,15 @@ mod tests {
     }
 
     #[test]
-    fn a_checkpoint_empties_the_log_and_keeps_the_data() {
-        let (wal, _) =
-            WalBackend::open(InMemoryBackend::new(), InMemoryBackend::new(), 0, 1).unwrap();
+    fn a_checkpoint_moves_the_pages_into_the_store_file_and_empties_the_log() {
+        let (wal, _) = open(InMemoryBackend::new(), InMemoryBackend::new(), 1);
         wal.set_len(8).unwrap();
         wal.write(0, b"12345678").unwrap();
         wal.sync_data().unwrap(); // past the 1-byte limit: checkpoint
-        assert_eq!(wal.log.lock().end, HEADER_LEN);
-        let (m, l) = {
-            let log = wal.log.lock();
-            reopen(&wal.main, &log.file)
-        };
-        let (again, rec) = WalBackend::open(m, l, 0, 1).unwrap();
+        assert_eq!(wal.shared.state.lock().end, HEADER_LEN);
+        assert_eq!(image(&wal.main), b"12345678");
+        let log = image(wal.shared.file.as_ref());
+        let (again, rec) = open(backend_with(&image(&wal.main)), backend_with(&log), 1);
         assert_eq!(rec, Recovery::default());
         let mut out = [0u8; 8];
         again.read(0, &mut out).unwrap();
@@ -402,20 +584,16 @@ mod tests {
 
     #[test]
     fn torn_or_foreign_logs_replay_nothing_beyond_the_damage() {
-        let (wal, _) =
-            WalBackend::open(InMemoryBackend::new(), InMemoryBackend::new(), 7, u64::MAX).unwrap();
+        let (wal, _) = open(InMemoryBackend::new(), InMemoryBackend::new(), u64::MAX);
         wal.set_len(8).unwrap();
         wal.write(0, b"first...").unwrap();
         wal.sync_data().unwrap();
         wal.write(0, b"second..").unwrap();
         wal.sync_data().unwrap();
-        let log = image(&wal.log.lock().file);
-        let end = wal.log.lock().end as usize;
+        let log = image(wal.shared.file.as_ref());
+        let end = wal.shared.state.lock().end as usize;
         for cut in HEADER_LEN as usize..end {
-            let l = InMemoryBackend::new();
-            l.set_len(cut as u64).unwrap();
-            l.write(0, &log[..cut]).unwrap();
-            let (r, rec) = WalBackend::open(InMemoryBackend::new(), l, 7, u64::MAX).unwrap();
+            let (r, rec) = open(InMemoryBackend::new(), backend_with(&log[..cut]), u64::MAX);
             assert!(rec.commits <= 2);
             let mut out = [0u8; 8];
             if r.len().unwrap() >= 8 {
@@ -424,10 +602,26 @@ mod tests {
             }
         }
         // A log written for another file is ignored.
-        let l = InMemoryBackend::new();
-        l.set_len(log.len() as u64).unwrap();
-        l.write(0, &log).unwrap();
-        let (_, rec) = WalBackend::open(InMemoryBackend::new(), l, 8, u64::MAX).unwrap();
+        let (_, rec) =
+            WalBackend::open(InMemoryBackend::new(), backend_with(&log), 8, u64::MAX).unwrap();
         assert_eq!(rec, Recovery::default());
+    }
+
+    #[test]
+    fn waiting_for_durability_syncs_once_for_everyone_before() {
+        let (wal, _) = open(InMemoryBackend::new(), InMemoryBackend::new(), u64::MAX);
+        let log = wal.log();
+        wal.set_len(4).unwrap();
+        wal.write(0, b"abcd").unwrap();
+        wal.sync_data().unwrap();
+        let first = log.committed();
+        wal.write(0, b"efgh").unwrap();
+        wal.sync_data().unwrap();
+        let second = log.committed();
+        assert!(second > first);
+        log.wait_durable(first).unwrap();
+        // The sync covered everything written when it began.
+        assert!(log.sync.lock().durable >= second);
+        log.wait_durable(second).unwrap();
     }
 }
