@@ -59,17 +59,19 @@ pub(crate) fn sweep(tx: &WriteTx, limit: usize) -> Result<SweepOutcome> {
     {
         let mut index = tx.raw().open_table(EXPIRY)?;
         while due.len() < limit {
-            let next_due = match index.first()? {
-                Some((key, _)) => key.value().0 <= now,
-                None => false,
+            // Pop first, look after: one B-tree operation per due entry, and the one
+            // entry popped too early goes back.
+            let Some((key, _)) = index.pop_first()? else {
+                break;
             };
-            if !next_due {
+            let (at, tag, packed) = key.value();
+            if at > now {
+                let packed = packed.to_vec();
+                drop(key);
+                index.insert((at, tag, packed.as_slice()), ())?;
                 break;
             }
-            if let Some((key, _)) = index.pop_first()? {
-                let (at, tag, packed) = key.value();
-                due.push((tag, packed.to_vec(), at));
-            }
+            due.push((tag, packed.to_vec(), at));
         }
     }
     let mut outcome = SweepOutcome {
