@@ -4,7 +4,7 @@
 //! formats the value is written as a small tagged tree (null, bool, u64, i64, f64,
 //! string, array, object), read back without parsing any text. Schema version 1 stored
 //! JSON text instead; records of that format ([`FORMAT_POSTCARD_V1`]) are read through
-//! [`legacy_text`], which the record decoder turns on for them. In human-readable formats
+//! `legacy_text`, which the record decoder turns on for them. In human-readable formats
 //! (serde_json itself) the value stays a plain JSON value, so the types serialize to the
 //! JSON users expect.
 //!
