@@ -146,6 +146,17 @@ pub enum Error {
     #[error("commit failed, outcome unknown until reopen")]
     CommitOutcomeUnknown(#[source] redb::Error),
 
+    /// The store was latched by an I/O error and reopening it failed `attempts` times in
+    /// a row (the cause is the last attempt's error). The next call tries again.
+    #[error("the store could not be reopened after an I/O error ({attempts} attempts)")]
+    ReopenFailed {
+        /// Attempts made by this call.
+        attempts: u32,
+        /// Why the last attempt failed.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// A value could not be encoded (serde error while serializing).
     #[error("could not encode {what}: {reason}")]
     Encode {

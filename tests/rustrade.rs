@@ -4,8 +4,12 @@
 #![cfg(feature = "rustrade")]
 #![allow(clippy::unwrap_used)] // tests state their expectations by unwrapping
 
+mod common;
+
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use common::faulty_backend::{Fault, FaultState, FaultyBackend};
 use rustrade_core::StateStore;
 use serde_json::json;
 
@@ -61,4 +65,50 @@ async fn concurrent_saves_from_tasks() {
             Some(json!({"i": i}))
         );
     }
+}
+
+/// A bot that only holds `Arc<dyn StateStore>` cannot call `Store::reopen`: after a
+/// failed save, the store heals itself and the next save lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_after_a_failed_save_lands() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bot.edgestate");
+    edgestate::Store::builder()
+        .page_log(false)
+        .open(&path)
+        .unwrap()
+        .close()
+        .unwrap();
+    let faults = FaultState::new(Fault::None);
+    let store = {
+        let (path, faults) = (path.clone(), Arc::clone(&faults));
+        edgestate::Store::builder()
+            .open_with_backend_factory(move || FaultyBackend::open(&path, Arc::clone(&faults)))
+            .unwrap()
+    };
+    let state: Arc<dyn StateStore> = Arc::new(store.clone());
+    state
+        .save("bot/BTCUSDT", json!({"trades": 1}))
+        .await
+        .unwrap();
+    faults.set_fault(Fault::FailSync(faults.syncs.load(Ordering::SeqCst)));
+    assert!(state
+        .save("bot/BTCUSDT", json!({"trades": 2}))
+        .await
+        .is_err());
+    for trades in 3..=20 {
+        state
+            .save("bot/BTCUSDT", json!({ "trades": trades }))
+            .await
+            .unwrap();
+    }
+    state.flush().await.unwrap();
+    assert_eq!(store.stats().unwrap().recoveries, 1);
+    drop(state);
+    drop(store);
+    let state: Arc<dyn StateStore> = Arc::new(edgestate::Store::open(&path).unwrap());
+    assert_eq!(
+        state.load("bot/BTCUSDT").await.unwrap(),
+        Some(json!({"trades": 20}))
+    );
 }

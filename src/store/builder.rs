@@ -7,6 +7,7 @@ use std::time::Duration;
 use parking_lot::RwLock;
 use redb::backends::InMemoryBackend;
 
+use super::heal::{open_from_factory, BackendFactory, Reopener};
 use super::open::{open_or_create, OpenOptionsRedb, Opened};
 use super::sweeper::{Sweeper, SweeperCounters};
 use super::{Durability, Inner, Store, StoreConfig};
@@ -239,6 +240,27 @@ impl StoreBuilder {
         self.finish(Opened { db, log: None }, None, None)
     }
 
+    /// Opens a store on a backend that `factory` makes, and makes a new one with it
+    /// whenever the store must be reopened: by [`Store::reopen`], or by itself after an
+    /// I/O error latched the database (see [`Store::stats`] for the recoveries). For
+    /// custom I/O layers (and fault injection) that should heal like a file store.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when `factory` fails; then as
+    /// [`open_with_backend`](Self::open_with_backend).
+    pub fn open_with_backend_factory<B, F>(self, factory: F) -> Result<Store>
+    where
+        B: redb::StorageBackend,
+        F: Fn() -> std::io::Result<B> + Send + Sync + 'static,
+    {
+        let factory: Arc<BackendFactory> =
+            Arc::new(move || factory().map(|b| Box::new(b) as Box<dyn redb::StorageBackend>));
+        let options = self.redb_options();
+        let opened = open_from_factory(factory.as_ref(), &options, self.clock.now_ms())?;
+        let reopen = Reopener::Factory { factory, options };
+        self.finish_with(opened, None, Some(reopen), None)
+    }
+
     /// Like [`open_with_backend`](Self::open_with_backend), with the page log (see
     /// [`page_log`](Self::page_log)) on a backend of its own: `log` is replayed onto
     /// `main` first (after a crash), then both serve the store. For layers such as
@@ -320,9 +342,19 @@ impl StoreBuilder {
         temp_dir: Option<tempfile::TempDir>,
     ) -> Result<Store> {
         let (path, reopen) = match file {
-            Some((path, options)) => (Some(path), Some(options)),
+            Some((path, options)) => (Some(path.clone()), Some(Reopener::File { path, options })),
             None => (None, None),
         };
+        self.finish_with(opened, path, reopen, temp_dir)
+    }
+
+    fn finish_with(
+        self,
+        opened: Opened,
+        path: Option<std::path::PathBuf>,
+        reopen: Option<Reopener>,
+        temp_dir: Option<tempfile::TempDir>,
+    ) -> Result<Store> {
         let inner = Arc::new(Inner {
             db: RwLock::new(Some(opened.db)),
             log: RwLock::new(opened.log),
@@ -332,6 +364,7 @@ impl StoreBuilder {
             quick_repair: self.quick_repair,
             path,
             reopen,
+            healing: Default::default(),
             counters: SweeperCounters::default(),
             group: Default::default(),
             _temp_dir: temp_dir,

@@ -6,6 +6,7 @@ mod blocking;
 mod builder;
 mod flows;
 mod group_commit;
+mod heal;
 
 pub(crate) mod open;
 mod overlay;
@@ -75,8 +76,11 @@ pub(crate) struct Inner {
     durability: Durability,
     quick_repair: bool,
     path: Option<PathBuf>,
-    /// How to open `path` again, for [`Store::reopen`] (file stores only).
-    reopen: Option<open::OpenOptionsRedb>,
+    /// How to open the storage again, for [`Store::reopen`] and automatic recovery
+    /// (file stores and stores on a backend factory).
+    reopen: Option<heal::Reopener>,
+    /// Automatic recovery after I/O errors.
+    healing: heal::Healing,
     counters: SweeperCounters,
     /// Concurrent durable writers share fsyncs through it.
     group: group_commit::GroupCommit,
@@ -148,6 +152,9 @@ impl Inner {
     ) -> std::result::Result<T, E> {
         let nested = inside_transaction();
         let _scope = WriteScope::enter()?;
+        if !nested {
+            self.heal_if_needed()?;
+        }
         let guard = self.lock_db(nested);
         let db = guard.as_ref().ok_or(Error::Closed)?;
         if let Some(log) = self.log.read().clone() {
@@ -156,14 +163,14 @@ impl Inner {
         // Counted in only once the database lock is held, so that nobody waits for a
         // writer that itself waits behind a maintenance call.
         let ticket = self.group.enter(db);
-        let mut txn = db.begin_write().map_err(Error::from)?;
+        let mut txn = db.begin_write().map_err(|e| self.noted(e.into()))?;
         if self.quick_repair {
             txn.set_quick_repair(true);
         }
         let mut tx = WriteTx::new(txn, self.clock.now_ms(), Arc::clone(&self.config));
         match f(&mut tx) {
             Ok(out) => {
-                ticket.commit(tx, durability)?;
+                ticket.commit(tx, durability).map_err(|e| self.noted(e))?;
                 Ok(out)
             }
             Err(e) => {
@@ -184,7 +191,7 @@ impl Inner {
         durability: Durability,
         f: impl FnOnce(&mut WriteTx) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
-        let mut txn = db.begin_write().map_err(Error::from)?;
+        let mut txn = db.begin_write().map_err(|e| self.noted(e.into()))?;
         if self.quick_repair {
             txn.set_quick_repair(true);
         }
@@ -200,11 +207,12 @@ impl Inner {
             Durability::Immediate => redb::Durability::Immediate,
             Durability::Relaxed => redb::Durability::None,
         };
-        tx.set_durability(redb_durability)?;
-        tx.commit()?;
+        tx.set_durability(redb_durability)
+            .and_then(|()| tx.commit())
+            .map_err(|e| self.noted(e))?;
         if durability == Durability::Immediate {
             log.wait_durable(log.committed())
-                .map_err(|e| Error::CommitOutcomeUnknown(redb::Error::Io(e)))?;
+                .map_err(|e| self.noted(Error::CommitOutcomeUnknown(redb::Error::Io(e))))?;
         }
         Ok(out)
     }
@@ -227,12 +235,74 @@ impl Inner {
         f: impl FnOnce(&ReadTx) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
         let nested = inside_transaction();
+        if !nested {
+            self.heal_if_needed()?;
+        }
         let _scope = ReadScope::enter();
         let guard = self.lock_db(nested);
         let db = guard.as_ref().ok_or(Error::Closed)?;
         let txn = db.begin_read().map_err(Error::from)?;
         let tx = ReadTx::new(txn, self.clock.now_ms(), Arc::clone(&self.config));
         f(&tx)
+    }
+
+    /// Notes an error that latches the database, so that the next transaction reopens.
+    fn noted(&self, e: Error) -> Error {
+        self.healing.note(&e);
+        e
+    }
+
+    /// Reopens the storage if an earlier error latched it, with a few attempts and a
+    /// short backoff; [`Error::ReopenFailed`] if it cannot (the next call tries again).
+    fn heal_if_needed(&self) -> Result<()> {
+        if !self.healing.is_needed() || self.reopen.is_none() {
+            return Ok(());
+        }
+        let mut last = None;
+        for attempt in 0..heal::ATTEMPTS {
+            if attempt > 0 {
+                std::thread::sleep(heal::backoff(attempt));
+            }
+            match self.reopen_now(true) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    self.healing.failures.fetch_add(1, Ordering::Relaxed);
+                    last = Some(e);
+                }
+            }
+        }
+        Err(Error::ReopenFailed {
+            attempts: heal::ATTEMPTS,
+            source: Box::new(last.unwrap_or(Error::Closed)),
+        })
+    }
+
+    /// Closes the database and opens its storage again. With `only_if_needed`, does
+    /// nothing when another thread has healed it meanwhile.
+    fn reopen_now(&self, only_if_needed: bool) -> Result<()> {
+        let Some(reopener) = &self.reopen else {
+            return Err(Error::invalid(
+                "reopen",
+                "only a store opened from a file or a backend factory can be reopened",
+            ));
+        };
+        let mut guard = self.db.write();
+        if only_if_needed && !self.healing.is_needed() {
+            return Ok(());
+        }
+        if let Some(db) = guard.take() {
+            // After a failed commit, closing reports that same failure again; the reopen
+            // below is what recovers from it.
+            let _ = db.close();
+        }
+        *self.log.write() = None;
+        let opened = reopener.open(self.clock.now_ms())?;
+        *self.log.write() = opened.log;
+        *guard = Some(opened.db);
+        if self.healing.needed.swap(false, Ordering::SeqCst) && only_if_needed {
+            self.healing.recoveries.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     pub(crate) fn sweep_batch(&self, limit: usize) -> Result<ttl::SweepOutcome> {
@@ -457,23 +527,7 @@ impl Store {
     /// cannot be opened again.
     pub fn reopen(&self) -> Result<()> {
         WriteScope::refuse_if_inside()?;
-        let (Some(path), Some(options)) = (&self.inner.path, &self.inner.reopen) else {
-            return Err(Error::invalid(
-                "reopen",
-                "only a store opened from a file can be reopened",
-            ));
-        };
-        let mut guard = self.inner.db.write();
-        if let Some(db) = guard.take() {
-            // After a failed commit, closing reports that same failure again; the reopen
-            // below is what recovers from it.
-            let _ = db.close();
-        }
-        let now = self.inner.clock.now_ms();
-        let opened = open::open_existing(path, options, |db| schema::ensure(db, path, now))?;
-        *self.inner.log.write() = opened.log;
-        *guard = Some(opened.db);
-        Ok(())
+        self.inner.reopen_now(false)
     }
 
     /// Rewrites the file to release free space. Waits for running transactions and
@@ -539,6 +593,8 @@ impl Store {
             sweeper_runs: c.runs.load(Ordering::Relaxed),
             sweeper_removed: c.removed.load(Ordering::Relaxed),
             sweeper_errors: c.errors.load(Ordering::Relaxed),
+            recoveries: self.inner.healing.recoveries.load(Ordering::Relaxed),
+            recovery_failures: self.inner.healing.failures.load(Ordering::Relaxed),
         })
     }
 }
@@ -578,6 +634,10 @@ pub struct StoreStats {
     pub sweeper_removed: u64,
     /// Sweeper batches that failed (the next run retries).
     pub sweeper_errors: u64,
+    /// Times the store reopened itself after an I/O error latched it.
+    pub recoveries: u64,
+    /// Reopen attempts that failed (each call makes a few before giving up).
+    pub recovery_failures: u64,
 }
 
 impl StoreStats {

@@ -30,7 +30,7 @@ pub(crate) struct OpenOptionsRedb {
 }
 
 impl OpenOptionsRedb {
-    fn builder(&self) -> redb::Builder {
+    pub(crate) fn builder(&self) -> redb::Builder {
         let mut b = redb::Builder::new();
         if let Some(bytes) = self.cache_size {
             b.set_cache_size(bytes);

@@ -84,6 +84,13 @@ impl FaultState {
         self.fault.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The disk works again (after `CrashAt`: a full disk that was cleaned up).
+    pub fn revive(&self) {
+        self.set_fault(Fault::None);
+        self.dead.store(false, Ordering::SeqCst);
+        self.fired.store(false, Ordering::SeqCst);
+    }
+
     /// Whether the injected fault has happened.
     pub fn has_fired(&self) -> bool {
         self.fired.load(Ordering::SeqCst)
