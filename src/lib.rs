@@ -61,6 +61,7 @@ pub mod codec;
 pub mod compat;
 mod config;
 mod error;
+pub mod export;
 pub mod flows;
 pub mod limits;
 mod maintenance;
