@@ -220,8 +220,15 @@ fn errors_are_one_sentence_with_documented_codes() {
     );
     let text = dir.path().join("notes.txt");
     std::fs::write(&text, "hello, not a database").expect("write");
-    fails(&["info", s(&text)], 5, "not a usable edgestate store");
+    fails(&["info", s(&text)], 5, "not an edgestate store");
     fails(&["verify", s(&text)], 5, "not a redb file");
+    fails(&["import", s(&text), s(&text)], 5, "not an edgestate store");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "nothing created beside the file: {names:?}");
+    fails(&["info", s(dir.path())], 5, "is a directory");
 }
 
 #[test]
@@ -257,4 +264,24 @@ fn progress_stays_quiet_when_piped() {
     assert!(out.stderr.is_empty(), "{}", stderr(&out));
     let out = run(&["verify", s(&db)]);
     assert!(out.stderr.is_empty(), "{}", stderr(&out));
+}
+
+#[test]
+fn verify_reports_a_damaged_record() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("bot.db");
+    let store = Store::open(&path).expect("open");
+    let marker = b"find-me-0123456789-find-me";
+    store.kv().put("bot", "victim", marker, None).expect("kv");
+    store.close().expect("close");
+    let mut bytes = std::fs::read(&path).expect("read");
+    let at = bytes
+        .windows(marker.len())
+        .position(|w| w == marker)
+        .expect("record in the file after a clean close");
+    bytes[at + 3] ^= 0x01;
+    std::fs::write(&path, bytes).expect("write");
+    let out = run(&["verify", s(&path)]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("damaged"), "{}", stderr(&out));
 }

@@ -468,3 +468,21 @@ fn inspect_and_dump_decode_values() {
         String::from_utf8(out).expect("utf8").lines().count()
     );
 }
+
+#[test]
+fn a_body_of_the_wrong_type_is_refused() {
+    let (copy, _c) = clocked();
+    // Format 4 (postcard) but not a card mapping.
+    let card = r#"{"family":"cards","key":["fp"],"version":1,"expires_at_ms":null,"format":4,"payload":"/w=="}"#;
+    let err = import(&copy, Format::Jsonl, card.as_bytes()).expect_err("bad body");
+    assert!(matches!(err, Error::Import { line: 1, .. }), "{err:?}");
+    // Format 3 (JSON text) that is not JSON.
+    let kv = r#"{"family":"kv","key":["a","b"],"version":1,"expires_at_ms":null,"format":3,"payload":"e3t7"}"#;
+    let err = import(&copy, Format::Jsonl, kv.as_bytes()).expect_err("bad json");
+    assert!(matches!(err, Error::Import { line: 1, .. }), "{err:?}");
+    // An expiry on a family whose records never expire.
+    let ctx = r#"{"family":"snapshots","key":["e"],"version":1,"expires_at_ms":5,"format":1,"payload":""}"#;
+    let err = import(&copy, Format::Jsonl, ctx.as_bytes()).expect_err("expiry");
+    assert!(matches!(err, Error::Import { line: 1, .. }), "{err:?}");
+    assert_eq!(copy.stats().expect("stats").records(Table::Cards), 0);
+}

@@ -224,6 +224,18 @@ fn input_error(source: std::io::Error) -> Error {
     }
 }
 
+/// Refuses a record whose body is not of its family's type (or not the JSON its format
+/// says), so that an import never stores what the typed handles cannot read.
+fn check_body(rec: &RawRecord) -> Result<()> {
+    if let raw::Body::Record {
+        format, payload, ..
+    } = &rec.body
+    {
+        view::decode_body(rec.family, &rec.shown_key(), *format, payload)?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Writes every stored item of every family to `out`, from one snapshot, in
     /// `format`; calls `progress` with the number of items written so far (every 1000
@@ -342,7 +354,9 @@ impl Store {
                     let mut written = 0u64;
                     for (line, op) in &batch {
                         let applied = match op {
-                            Op::Put(rec) => raw::put(tx, rec).map(|()| 1),
+                            Op::Put(rec) => {
+                                check_body(rec).and_then(|()| raw::put(tx, rec)).map(|()| 1)
+                            }
                             Op::RaiseSeq(user, next) => {
                                 raw::raise_next_seq(tx, user, *next).map(|()| 0)
                             }
