@@ -323,11 +323,5 @@ pub(crate) fn raise_next_seq(tx: &WriteTx, user: &str, next: u64) -> Result<()> 
 
 /// Records whose expiry has passed at `now_ms` but that no sweep has removed yet.
 pub(crate) fn expired_awaiting_sweep(read: &redb::ReadTransaction, now_ms: u64) -> Result<u64> {
-    let index = read.open_table(schema::EXPIRY)?;
-    let mut n = 0;
-    for row in index.range(..(now_ms.saturating_add(1), 0u8, &[][..]))? {
-        row?;
-        n += 1;
-    }
-    Ok(n)
+    ttl::count_due(read, now_ms)
 }
