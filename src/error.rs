@@ -190,6 +190,18 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+
+    /// A line of an import could not be read or stored. Nothing of its batch was
+    /// written; the lines before the batch stay imported.
+    #[error("line {line} of the import: {reason} (the first {committed_lines} lines were imported, nothing after them)")]
+    Import {
+        /// The line, counted from 1.
+        line: u64,
+        /// Lines committed before the failed batch.
+        committed_lines: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// "version 3" or "absent", for [`Error::VersionConflict`].

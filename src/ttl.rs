@@ -30,6 +30,17 @@ pub(crate) fn reindex(
     Ok(())
 }
 
+/// Records whose expiry has passed at `now` (due for a sweep), counted in the index.
+pub(crate) fn count_due(read: &redb::ReadTransaction, now: u64) -> Result<u64> {
+    let index = read.open_table(EXPIRY)?;
+    let mut n = 0;
+    for row in index.range(..(now.saturating_add(1), 0u8, &[][..]))? {
+        row?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 /// What one sweep batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct SweepOutcome {

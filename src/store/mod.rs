@@ -1,6 +1,7 @@
 //! The [`Store`] handle: open, builder, in-memory and temporary stores, transactions,
 //! flush, close, maintenance and stats.
 
+mod backup;
 #[cfg(feature = "tokio")]
 mod blocking;
 mod builder;
