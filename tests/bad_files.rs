@@ -367,3 +367,35 @@ fn another_process_holding_the_file_gives_already_open_naming_the_path() {
         b"yes"
     );
 }
+
+#[test]
+fn a_refused_file_gets_no_page_log_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, b"just some text, not a store").unwrap();
+    assert!(matches!(
+        edgestate::Store::open(&path),
+        Err(edgestate::Error::NotAStore { .. })
+    ));
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("notes.txt")]);
+}
+
+#[test]
+fn another_applications_redb_file_gets_no_page_log_beside_it() {
+    use redb::TableDefinition;
+    const OTHER: TableDefinition<&str, u64> = TableDefinition::new("their_table");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("theirs.redb");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.open_table(OTHER).unwrap().insert("k", 1).unwrap();
+        tx.commit().unwrap();
+    }
+    assert!(edgestate::Store::open(&path).is_err());
+    assert!(!dir.path().join("theirs.redb-wal").exists());
+}

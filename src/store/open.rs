@@ -126,10 +126,16 @@ pub(crate) fn open_existing(
         .map_err(io(path))?;
     let inode = inode_of(&file);
     let backend = FileBackend::new(file).map_err(|e| map_open_error(path, e))?;
+    let mut new_log = None;
     let (db, log) = match opts.log_checkpoint_bytes {
         Some(limit) => {
+            // No page log beside a file that is not a redb database at all.
+            refuse_foreign(path, &backend)?;
             // Opened only once the store file is locked: nobody else replays the log.
             let log_path = log_path(path);
+            if !log_path.exists() {
+                new_log = Some(log_path.clone());
+            }
             let log = open_log(&log_path, opts.file_mode)?;
             let (backend, _recovery) =
                 WalBackend::open(backend, log, inode, limit).map_err(io(&log_path))?;
@@ -138,9 +144,34 @@ pub(crate) fn open_existing(
         }
         None => (opts.builder().create_with_backend(backend), None),
     };
-    let db = db.map_err(|e| map_open_error(path, e))?;
-    init(&db)?;
-    Ok(Opened { db, log })
+    let opened = db
+        .map_err(|e| map_open_error(path, e))
+        .and_then(|db| init(&db).map(|()| Opened { db, log }));
+    if let (Err(_), Some(new_log)) = (&opened, &new_log) {
+        // A file refused as a store keeps no log this call created beside it.
+        let _ = std::fs::remove_file(new_log);
+    }
+    opened
+}
+
+/// redb's magic number, the first bytes of every redb file.
+const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
+
+/// Refuses a file without redb's magic number before anything is created beside it.
+fn refuse_foreign(path: &Path, backend: &FileBackend) -> Result<()> {
+    use redb::StorageBackend;
+    let len = backend.len().map_err(io(path))?;
+    let mut head = [0u8; REDB_MAGIC.len()];
+    if len >= head.len() as u64 {
+        backend.read(0, &mut head).map_err(io(path))?;
+    }
+    if head == REDB_MAGIC {
+        return Ok(());
+    }
+    Err(Error::NotAStore {
+        path: path.to_owned(),
+        reason: "not a redb file (no redb magic number)".into(),
+    })
 }
 
 /// The page log beside a store file: `<file name>-wal`.
