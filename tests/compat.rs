@@ -257,6 +257,6 @@ fn solver_byte_store_shape() {
             .unwrap(),
         vec![Some(b"y".to_vec()), None]
     );
-    assert!(store.delete("order:a:1").unwrap());
+    store.delete("order:a:1").unwrap();
     assert_eq!(store.get("order:a:1").unwrap(), None);
 }

@@ -11,9 +11,15 @@
 
 pub mod agent_runtime;
 pub mod byte_store;
+#[cfg(feature = "seeds")]
+pub mod enact_core;
 pub mod loop_agent;
+pub mod loop_agent_sdk;
 #[cfg(feature = "rustrade")]
 pub mod rustrade;
+mod seed_data;
 pub mod solver;
+#[cfg(feature = "seeds")]
+pub mod solver_state;
 
 pub use byte_store::{ByteStore, FillStore, OrderStore, PrefixStore};
