@@ -5,7 +5,7 @@
 //!
 //! Every async method clones the store handle and runs the synchronous edgestate call
 //! on tokio's blocking pool (`tokio::task::spawn_blocking`, through
-//! [`Store::run_blocking`](crate::Store::run_blocking)): an fsync never stalls a runtime
+//! `Store::run_blocking`): an fsync never stalls a runtime
 //! worker thread.
 
 use std::path::{Path, PathBuf};
@@ -156,7 +156,7 @@ pub struct PendingCapture {
     pub proof_type: Option<String>,
     /// Where it happened.
     pub location: Option<PendingLocation>,
-    /// Created, Unix seconds (the key of [`DynamoStateStore::remove_pending_capture`]).
+    /// Created, Unix seconds (the key of `DynamoStateStore::remove_pending_capture`).
     pub created_at: i64,
     /// Expires, Unix seconds.
     pub expires_at: i64,
