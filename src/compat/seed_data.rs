@@ -8,8 +8,17 @@ use crate::tables::sessions::SessionKeyData;
 use crate::txn::ReadTx;
 
 /// KV namespace holding a card's `card_last4` as the seed stored it, when that is not
-/// four ASCII digits (the card index then holds [`PLACEHOLDER_LAST4`]).
+/// four ASCII digits (the card index then holds [`PLACEHOLDER_LAST4`]). The value is
+/// JSON `{"user_pubkey": ..., "card_last4": ...}`, keyed by fingerprint; it applies
+/// only while the index still shows the placeholder for that same user, so a card
+/// relinked through the native API is read as the index says.
 pub const SEED_LAST4_NAMESPACE: &str = "compat.card_last4";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SeedLast4 {
+    user_pubkey: String,
+    card_last4: String,
+}
 
 /// What the card index holds for a card whose seed `card_last4` is not four digits.
 pub const PLACEHOLDER_LAST4: &str = "0000";
@@ -32,12 +41,16 @@ pub(crate) fn link_card(
             tx.kv().delete(SEED_LAST4_NAMESPACE, fingerprint)?;
         } else {
             tx.cards().put(fingerprint, user, PLACEHOLDER_LAST4)?;
-            tx.kv().put(
-                SEED_LAST4_NAMESPACE,
-                fingerprint,
-                card_last4.as_bytes(),
-                None,
-            )?;
+            let kept = SeedLast4 {
+                user_pubkey: user.to_owned(),
+                card_last4: card_last4.to_owned(),
+            };
+            let json = serde_json::to_vec(&kept).map_err(|e| Error::Encode {
+                what: "card_last4",
+                reason: e.to_string(),
+            })?;
+            tx.kv()
+                .put(SEED_LAST4_NAMESPACE, fingerprint, &json, None)?;
         }
         Ok(())
     })
@@ -54,12 +67,18 @@ pub(crate) fn unlink_card(store: &Store, fingerprint: &str) -> Result<()> {
 
 /// Puts back the seed tail of a card read from the index, if one was kept.
 fn restore_last4(tx: &ReadTx, mut mapping: CardMapping) -> Result<CardMapping> {
+    if mapping.card_last4 != PLACEHOLDER_LAST4 {
+        return Ok(mapping);
+    }
     if let Some(entry) = tx.kv().get(SEED_LAST4_NAMESPACE, &mapping.fingerprint)? {
-        mapping.card_last4 = String::from_utf8(entry.value).map_err(|_| Error::Decode {
+        let kept: SeedLast4 = serde_json::from_slice(&entry.value).map_err(|e| Error::Decode {
             table: "compat.card_last4",
             key: mapping.fingerprint.clone(),
-            reason: "not UTF-8".into(),
+            reason: e.to_string(),
         })?;
+        if kept.user_pubkey == mapping.user_pubkey {
+            mapping.card_last4 = kept.card_last4;
+        }
     }
     Ok(mapping)
 }

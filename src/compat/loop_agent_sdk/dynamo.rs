@@ -306,7 +306,8 @@ impl DynamoStateStore {
         &self.store
     }
 
-    /// The configuration it was opened with.
+    /// The configuration it was opened with ([`DynamoConfig::default`] after
+    /// [`from_store`](Self::from_store), whose capacities and TTLs are the store's).
     pub fn config(&self) -> &DynamoConfig {
         &self.config
     }
