@@ -495,3 +495,74 @@ fn the_seed_environment_configures_the_store() {
         std::path::PathBuf::from("loop-agent-state.edgestate")
     );
 }
+
+/// A clock that, once armed, holds every store call until the test opens it (or 3 s
+/// pass, which is recorded): a call made on the runtime's only thread would hold that
+/// thread, and the task that opens the gate could never run.
+#[derive(Debug, Clone, Default)]
+struct GateClock {
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    timed_out: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl GateClock {
+    fn open(&self) {
+        let (lock, cvar) = &*self.open;
+        *lock.lock().unwrap() = true;
+        cvar.notify_all();
+    }
+}
+
+impl edgestate::Clock for GateClock {
+    fn now_ms(&self) -> u64 {
+        use std::sync::atomic::Ordering::SeqCst;
+        if self.armed.load(SeqCst) {
+            let (lock, cvar) = &*self.open;
+            let guard = lock.lock().unwrap();
+            let (_guard, waited) = cvar
+                .wait_timeout_while(guard, std::time::Duration::from_secs(3), |open| !*open)
+                .unwrap();
+            if waited.timed_out() {
+                self.timed_out.store(true, SeqCst);
+            }
+        }
+        1_700_000_000_000
+    }
+}
+
+#[test]
+fn async_methods_leave_the_runtime_thread_free() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let clock = GateClock::default();
+    let store = DynamoStateStore::from_store(
+        edgestate::Store::builder()
+            .clock(clock.clone())
+            .temporary()
+            .unwrap(),
+    );
+    clock.armed.store(true, SeqCst);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let call = store.cache_current_merchant("alice", "m-1");
+        let opener = async {
+            tokio::task::yield_now().await;
+            clock.open();
+        };
+        let (result, ()) = tokio::join!(call, opener);
+        result.unwrap();
+    });
+    assert!(
+        !clock.timed_out.load(SeqCst),
+        "the call held the runtime thread"
+    );
+    assert_eq!(
+        rt.block_on(store.get_current_merchant("alice"))
+            .unwrap()
+            .as_deref(),
+        Some("m-1")
+    );
+}
