@@ -257,6 +257,64 @@ fn solver_byte_store_shape() {
             .unwrap(),
         vec![Some(b"y".to_vec()), None]
     );
-    assert!(store.delete("order:a:1").unwrap());
+    store.delete("order:a:1").unwrap();
     assert_eq!(store.get("order:a:1").unwrap(), None);
+}
+
+#[test]
+fn seed_data_is_accepted_by_the_sync_store() {
+    let (s, clock) = agent();
+    // Card tails that are not four digits, as a seed deployment may hold them.
+    s.link_card("fp1", "alice", "").unwrap();
+    s.link_card("fp2", "alice", "12345").unwrap();
+    assert_eq!(
+        s.lookup_user_by_card("fp1").unwrap().unwrap().card_last4,
+        ""
+    );
+    let mut tails: Vec<String> = s
+        .get_user_cards("alice")
+        .unwrap()
+        .into_iter()
+        .map(|c| c.card_last4)
+        .collect();
+    tails.sort();
+    assert_eq!(tails, ["", "12345"]);
+    // The native index shows the placeholder; a native relink wins over the kept tail.
+    assert_eq!(
+        s.store().cards().get("fp2").unwrap().unwrap().card_last4,
+        edgestate::compat::PLACEHOLDER_LAST4
+    );
+    s.store().cards().put("fp2", "bob", "0000").unwrap();
+    assert_eq!(
+        s.lookup_user_by_card("fp2").unwrap().unwrap().card_last4,
+        "0000"
+    );
+    s.unlink_card("fp1").unwrap();
+    assert!(s.lookup_user_by_card("fp1").unwrap().is_none());
+    assert!(s
+        .store()
+        .kv()
+        .get(edgestate::compat::SEED_LAST4_NAMESPACE, "fp1")
+        .unwrap()
+        .is_none());
+
+    // An already expired session is stored as the seed did: it reads back as None.
+    let live = SessionKeyData {
+        key_pubkey: "k".into(),
+        vault_pubkey: "v".into(),
+        scopes: vec![],
+        expires_at_s: T0_S + 60,
+        created_at_s: T0_S,
+        max_actions: 1,
+        actions_used: 0,
+    };
+    s.store_session_key("alice", &live).unwrap();
+    let expired = SessionKeyData {
+        expires_at_s: T0_S - 1,
+        ..live.clone()
+    };
+    s.store_session_key("alice", &expired).unwrap();
+    assert!(s.get_session_key("alice").unwrap().is_none());
+    clock.advance(Duration::from_secs(1));
+    assert!(s.get_session_key("alice").unwrap().is_none());
 }

@@ -1,10 +1,9 @@
 //! The agent runtime seed's state-store shape (execution snapshots plus working
 //! memory), synchronous, implemented by [`Store`].
 //!
-//! The runtime's own trait is async and lives in a heavy crate, so edgestate provides the
-//! same methods here. To plug edgestate into the runtime, implement its trait on a
-//! newtype around [`Store`] and forward each method through
-//! `tokio::task::spawn_blocking(move || store.save_snapshot(snapshot))`.
+//! The runtime's own trait is async; its drop-in (async trait, `ExecutionState` enum,
+//! `DateTime<Utc>` timestamps, `set_json` / `get_json`) is `enact_core` (cargo feature
+//! `seeds`). This module is the synchronous form on edgestate's native types.
 //!
 //! Differences from the seed, which called its store a best-effort cache: here every
 //! write is durable and atomic, and a save with a lower sequence number than the stored
@@ -21,7 +20,7 @@ use std::time::Duration;
 
 use crate::error::Result;
 use crate::store::Store;
-use crate::tables::snapshots::{ExecutionCleanup, ExecutionSnapshot};
+use crate::tables::snapshots::ExecutionSnapshot;
 
 /// KV namespace of working-memory keys that name no execution.
 pub const GLOBAL_MEMORY_NAMESPACE: &str = "agent_runtime";
@@ -99,10 +98,13 @@ pub trait AgentStateStore {
         Ok(self.get(key)?.is_some())
     }
     /// Deletes the snapshot and every working-memory key of the execution, atomically.
+    /// Returns `()` as the seed does; the native
+    /// [`Snapshots::delete_with_memory`](crate::Snapshots::delete_with_memory) reports
+    /// what was removed.
     ///
     /// # Errors
     /// As [`delete_snapshot`](Self::delete_snapshot).
-    fn delete_execution_state(&self, execution_id: &str) -> Result<ExecutionCleanup>;
+    fn delete_execution_state(&self, execution_id: &str) -> Result<()>;
     /// Execution ids of a tenant's snapshots, at most `limit`.
     ///
     /// # Errors
@@ -152,8 +154,9 @@ impl AgentStateStore for Store {
         Ok(())
     }
 
-    fn delete_execution_state(&self, execution_id: &str) -> Result<ExecutionCleanup> {
-        self.snapshots().delete_with_memory(execution_id)
+    fn delete_execution_state(&self, execution_id: &str) -> Result<()> {
+        self.snapshots().delete_with_memory(execution_id)?;
+        Ok(())
     }
 
     fn list_snapshots(&self, tenant_id: &str, limit: usize) -> Result<Vec<String>> {

@@ -1,13 +1,15 @@
-//! The agent SDK seed on edgestate: its `StateStore` trait, its error shape, its
-//! DynamoDB store's method names and its environment configuration.
+//! The agent SDK seed on edgestate, synchronous and with edgestate's native types: its
+//! `StateStore` trait, its error shape (plus `InvalidInput`), its DynamoDB store's method
+//! names and its environment configuration. For the drop-in (the seed's own types, field
+//! names, async methods and config structs) use [`loop_agent_sdk`](super::loop_agent_sdk).
 //!
-//! Porting: replace `DynamoStateStore::new().await?` with
+//! Porting to this synchronous form: replace `DynamoStateStore::new().await?` with
 //! [`LoopAgentStore::from_env()?`](LoopAgentStore::from_env) and drop the `.await`s. Method
 //! names and arguments are the seed's. Behaviour differs where the seed had bugs:
 //!
 //! - `add_pending_capture` keys captures by a per-user sequence, so two captures in the
-//!   same second both survive; it returns the new entry's [`PendingId`] (ignored by
-//!   code written for the seed). `remove_pending_capture(user, timestamp)` removes the
+//!   same second both survive; it returns `()` as the seed did (the native
+//!   [`Pending::push`](crate::Pending::push) returns the entry's id). `remove_pending_capture(user, timestamp)` removes the
 //!   captures whose `created_at` equals `timestamp`.
 //! - `get_user_cards` reads a reverse index instead of scanning every card.
 //! - `mark_transaction_processed` never overwrites an earlier claim; use
@@ -28,7 +30,7 @@ use crate::store::Store;
 use crate::tables::cards::CardMapping;
 use crate::tables::contexts::{ContextEvent, UserContext};
 use crate::tables::dedup::Claim;
-use crate::tables::pending::{PendingCapture, PendingId};
+use crate::tables::pending::PendingCapture;
 use crate::tables::sessions::SessionKeyData;
 use crate::tables::Expect;
 
@@ -338,14 +340,15 @@ impl LoopAgentStore {
         &self,
         fingerprint: &str,
     ) -> Result<Option<CardMapping>, StateError> {
-        Ok(self.store.cards().get(fingerprint)?)
+        Ok(super::seed_data::lookup_card(&self.store, fingerprint)?)
     }
 
-    /// Links a card to a user (moving it if another user had it).
+    /// Links a card to a user (moving it if another user had it). Any `card_last4` is
+    /// accepted, as in the seed (see the differences table of [`compat`](crate::compat)).
     ///
     /// # Errors
-    /// [`StateError::InvalidInput`] for a bad fingerprint or user, or a `card_last4` that
-    /// is not four ASCII digits; [`StateError::StorageError`] for a damaged stored record
+    /// [`StateError::InvalidInput`] for a bad fingerprint or user;
+    /// [`StateError::StorageError`] for a damaged stored record
     /// (nothing written), storage and commit errors.
     pub fn link_card(
         &self,
@@ -353,9 +356,7 @@ impl LoopAgentStore {
         user_pubkey: &str,
         card_last4: &str,
     ) -> Result<(), StateError> {
-        self.store
-            .cards()
-            .put(fingerprint, user_pubkey, card_last4)?;
+        super::seed_data::link_card(&self.store, fingerprint, user_pubkey, card_last4)?;
         Ok(())
     }
 
@@ -365,7 +366,7 @@ impl LoopAgentStore {
     /// [`StateError::InvalidInput`] for an empty or oversized fingerprint;
     /// [`StateError::StorageError`] for storage and commit errors.
     pub fn unlink_card(&self, fingerprint: &str) -> Result<(), StateError> {
-        self.store.cards().delete(fingerprint)?;
+        super::seed_data::unlink_card(&self.store, fingerprint)?;
         Ok(())
     }
 
@@ -376,7 +377,7 @@ impl LoopAgentStore {
     /// [`StateError::StorageError`] for a damaged record, an inconsistent reverse index and
     /// storage errors; [`StateError::SerializationError`] for an undecodable record.
     pub fn get_user_cards(&self, user_pubkey: &str) -> Result<Vec<CardMapping>, StateError> {
-        Ok(self.store.cards().list(user_pubkey)?)
+        Ok(super::seed_data::user_cards(&self.store, user_pubkey)?)
     }
 
     /// Whether the transaction id has been claimed (and not expired).
@@ -423,18 +424,19 @@ impl LoopAgentStore {
         ))
     }
 
-    /// Stores the user's session key (TTL from the configuration).
+    /// Stores the user's session key (TTL from the configuration). An already expired
+    /// session is accepted, as in the seed: it replaces the stored one and reads back as
+    /// `None`.
     ///
     /// # Errors
-    /// [`StateError::InvalidInput`] for a bad user or (field `expires_at_s`) an expired
-    /// session; [`StateError::SerializationError`] if it does not serialize;
+    /// [`StateError::InvalidInput`] for a bad user; [`StateError::SerializationError`] if it does not serialize;
     /// [`StateError::StorageError`] for a damaged record, storage and commit errors.
     pub fn store_session_key(
         &self,
         user_pubkey: &str,
         session: &SessionKeyData,
     ) -> Result<(), StateError> {
-        self.store.sessions().put(user_pubkey, session)?;
+        super::seed_data::store_session(&self.store, user_pubkey, session)?;
         Ok(())
     }
 
@@ -459,7 +461,8 @@ impl LoopAgentStore {
     }
 
     /// Appends a pending capture to the user's ring buffer, evicting the oldest beyond
-    /// capacity in the same transaction.
+    /// capacity in the same transaction. (The entry's id is returned by the native
+    /// [`Pending::push`](crate::Pending::push).)
     ///
     /// # Errors
     /// [`StateError::InvalidInput`] for a bad user, `pending_capacity == 0` or exhausted
@@ -469,8 +472,9 @@ impl LoopAgentStore {
         &self,
         user_pubkey: &str,
         capture: &PendingCapture,
-    ) -> Result<PendingId, StateError> {
-        Ok(self.store.pending().push(user_pubkey, capture)?)
+    ) -> Result<(), StateError> {
+        self.store.pending().push(user_pubkey, capture)?;
+        Ok(())
     }
 
     /// The user's pending captures, newest first.

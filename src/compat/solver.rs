@@ -2,9 +2,9 @@
 //! bytes), synchronous, implemented by [`ByteStore`]. The typed wrappers `OrderStore`
 //! and `FillStore` live beside `ByteStore` in [`byte_store`](super::byte_store).
 //!
-//! The seed's trait is async; to plug edgestate into code that needs it, implement it
-//! on a newtype around [`ByteStore`] and forward through `tokio::task::spawn_blocking`.
-//! Differences: `delete` reports whether a live value was removed, `set` can refuse a
+//! The seed's trait is async: its drop-in (async trait, `Bytes`, the generic
+//! `OrderStore<S>` / `FillStore<S>`) is `solver_state` (cargo feature `seeds`).
+//! Differences: `set` can refuse a
 //! new key when `max_items` is reached (the seed left the policy to each backend), and
 //! every write is durable and atomic where the seed's file backend synced on a timer.
 
@@ -39,12 +39,13 @@ pub trait SolverStateStore {
     /// (field `max_items`) a new key when full; [`Corrupt`](crate::Error::Corrupt) for a
     /// damaged record it replaces; storage and commit errors.
     fn set(&self, key: &str, value: &[u8]) -> Result<()>;
-    /// Removes `key`; whether a live value was removed.
+    /// Removes `key` (no error if absent). Returns `()` as the seed does; the native
+    /// [`ByteStore::delete`] reports whether a live value was removed.
     ///
     /// # Errors
     /// [`InvalidInput`](crate::Error::InvalidInput) for an empty or oversized key; storage
     /// and commit errors.
-    fn delete(&self, key: &str) -> Result<bool>;
+    fn delete(&self, key: &str) -> Result<()>;
     /// Keys starting with `prefix`, in key order.
     ///
     /// # Errors
@@ -66,8 +67,9 @@ impl SolverStateStore for ByteStore {
         ByteStore::set(self, key, value)
     }
 
-    fn delete(&self, key: &str) -> Result<bool> {
-        ByteStore::delete(self, key)
+    fn delete(&self, key: &str) -> Result<()> {
+        ByteStore::delete(self, key)?;
+        Ok(())
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>> {
