@@ -45,6 +45,7 @@ pub struct StoreBuilder {
     file_mode: u32,
     page_log: bool,
     log_checkpoint_bytes: u64,
+    slow_write: std::time::Duration,
 }
 
 impl Default for StoreBuilder {
@@ -61,6 +62,7 @@ impl Default for StoreBuilder {
             file_mode: 0o600,
             page_log: true,
             log_checkpoint_bytes: super::wal::DEFAULT_CHECKPOINT_BYTES,
+            slow_write: std::time::Duration::from_millis(500),
         }
     }
 }
@@ -189,6 +191,13 @@ impl StoreBuilder {
     /// every page written since the last one).
     pub fn page_log_limit(mut self, bytes: u64) -> Self {
         self.log_checkpoint_bytes = bytes.max(super::wal::HEADER_LEN + 1);
+        self
+    }
+
+    /// With the `tracing` feature, a write transaction slower than this (default 500 ms)
+    /// logs a `warn` event with its duration. Without the feature it has no effect.
+    pub fn slow_write_warning(mut self, threshold: std::time::Duration) -> Self {
+        self.slow_write = threshold;
         self
     }
 
@@ -365,6 +374,7 @@ impl StoreBuilder {
             path,
             reopen,
             healing: Default::default(),
+            slow_write: self.slow_write,
             counters: SweeperCounters::default(),
             group: Default::default(),
             _temp_dir: temp_dir,

@@ -12,6 +12,7 @@ mod heal;
 pub(crate) mod open;
 mod overlay;
 mod sweeper;
+mod trace;
 mod wal;
 
 use std::cell::Cell;
@@ -82,6 +83,9 @@ pub(crate) struct Inner {
     reopen: Option<heal::Reopener>,
     /// Automatic recovery after I/O errors.
     healing: heal::Healing,
+    /// A write transaction slower than this logs a warning (feature `tracing`).
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    slow_write: std::time::Duration,
     counters: SweeperCounters,
     /// Concurrent durable writers share fsyncs through it.
     group: group_commit::GroupCommit,
@@ -147,6 +151,16 @@ impl Drop for WriteScope {
 
 impl Inner {
     fn write<T, E: From<Error>>(
+        &self,
+        durability: Durability,
+        f: impl FnOnce(&mut WriteTx) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        trace::transaction("write", Some(durability), self.slow_write, || {
+            self.write_untraced(durability, f)
+        })
+    }
+
+    fn write_untraced<T, E: From<Error>>(
         &self,
         durability: Durability,
         f: impl FnOnce(&mut WriteTx) -> std::result::Result<T, E>,
@@ -235,6 +249,13 @@ impl Inner {
         &self,
         f: impl FnOnce(&ReadTx) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
+        trace::transaction("read", None, self.slow_write, || self.read_untraced(f))
+    }
+
+    fn read_untraced<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce(&ReadTx) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
         let nested = inside_transaction();
         if !nested {
             self.heal_if_needed()?;
@@ -264,7 +285,7 @@ impl Inner {
             if attempt > 0 {
                 std::thread::sleep(heal::backoff(attempt));
             }
-            match self.reopen_now(true) {
+            match trace::maintenance("recovery", || self.reopen_now(true)) {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     self.healing.failures.fetch_add(1, Ordering::Relaxed);
@@ -310,7 +331,7 @@ impl Inner {
         if limit == 0 || !self.read(|tx| ttl::any_due(tx.raw(), tx.now_ms()))? {
             return Ok(ttl::SweepOutcome::default());
         }
-        self.write(self.durability, |tx| ttl::sweep(tx, limit))
+        trace::sweep(|| self.write(self.durability, |tx| ttl::sweep(tx, limit)))
     }
 }
 
@@ -547,7 +568,7 @@ impl Store {
         WriteScope::refuse_if_inside()?;
         let mut guard = self.inner.db.write();
         let db = guard.as_mut().ok_or(Error::Closed)?;
-        db.compact().map_err(Error::from)
+        trace::maintenance("compact", || db.compact().map_err(Error::from))
     }
 
     /// Verifies every page checksum of the file (and repairs what redb can). Waits for
@@ -561,7 +582,9 @@ impl Store {
         WriteScope::refuse_if_inside()?;
         let mut guard = self.inner.db.write();
         let db = guard.as_mut().ok_or(Error::Closed)?;
-        db.check_integrity().map_err(Error::from)
+        trace::maintenance("check_integrity", || {
+            db.check_integrity().map_err(Error::from)
+        })
     }
 
     /// Record counts per table, the file size, and sweeper counters.
