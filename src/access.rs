@@ -51,13 +51,13 @@ pub(crate) mod sealed {
 
 impl sealed::Source for WriteTx {
     fn with_reader<R>(&self, f: impl FnOnce(&Reader<'_>) -> Result<R>) -> Result<R> {
-        f(&Reader::Write(self))
+        self.contain(|| f(&Reader::Write(self)))
     }
 }
 
 impl sealed::WriteSource for WriteTx {
     fn with_writer<R>(&self, f: impl FnOnce(&WriteTx) -> Result<R>) -> Result<R> {
-        f(self)
+        self.contain(|| f(self))
     }
 }
 
@@ -66,7 +66,7 @@ impl WriteAccess for WriteTx {}
 
 impl sealed::Source for ReadTx {
     fn with_reader<R>(&self, f: impl FnOnce(&Reader<'_>) -> Result<R>) -> Result<R> {
-        f(&Reader::Read(self))
+        self.contain(|| f(&Reader::Read(self)))
     }
 }
 

@@ -335,13 +335,14 @@ fn random_byte_flips_give_values_or_typed_errors_never_panics() {
     );
 }
 
-/// The same flips opened without page verification, which redb documents may panic.
-/// Informational (it measures how often), hence ignored by default:
-/// `cargo test --release --test corruption -- --ignored --nocapture`.
+/// The same flips opened without page verification. redb panics on some damaged pages;
+/// edgestate contains those panics (typed `Error::Corrupt`, the transaction rolled back,
+/// the store reopened on the next call), so none may reach the caller. What this open
+/// still cannot promise is shown, not asserted: a flipped byte in a key (no checksum
+/// covers keys) can list a record under another key or hide it.
 #[test]
-#[ignore = "measures redb's behaviour without verification; panics are expected"]
-fn random_byte_flips_without_verify_on_open_measured() {
-    let trials = common::env_u64("EDGESTATE_FLIP_TRIALS", 400).max(1);
+fn random_byte_flips_without_verify_on_open_never_panic() {
+    let trials = common::env_u64("EDGESTATE_FLIP_TRIALS", 200).max(1);
     let seed = common::env_u64("EDGESTATE_FLIP_SEED", 0xF11B);
     let tally = flip_trials(false, trials, seed);
     let mut places: BTreeMap<String, u64> = BTreeMap::new();
@@ -357,7 +358,11 @@ fn random_byte_flips_without_verify_on_open_measured() {
             });
         *places.entry(short).or_default() += 1;
     }
-    println!("panic sites without verification: {places:#?}");
+    assert!(
+        tally.panics.is_empty(),
+        "{} panics reached the caller: {places:#?}",
+        tally.panics.len()
+    );
 }
 
 // ---------------------------------------------------------------------------------------

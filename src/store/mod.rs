@@ -183,7 +183,9 @@ impl Inner {
             txn.set_quick_repair(true);
         }
         let mut tx = WriteTx::new(txn, self.clock.now_ms(), Arc::clone(&self.config));
-        match f(&mut tx) {
+        let outcome = f(&mut tx);
+        self.note_engine_panic(tx.engine_panicked());
+        match outcome {
             Ok(out) => {
                 ticket.commit(tx, durability).map_err(|e| self.noted(e))?;
                 Ok(out)
@@ -211,7 +213,9 @@ impl Inner {
             txn.set_quick_repair(true);
         }
         let mut tx = WriteTx::new(txn, self.clock.now_ms(), Arc::clone(&self.config));
-        let out = match f(&mut tx) {
+        let outcome = f(&mut tx);
+        self.note_engine_panic(tx.engine_panicked());
+        let out = match outcome {
             Ok(out) => out,
             Err(e) => {
                 tx.abort();
@@ -265,7 +269,17 @@ impl Inner {
         let db = guard.as_ref().ok_or(Error::Closed)?;
         let txn = db.begin_read().map_err(Error::from)?;
         let tx = ReadTx::new(txn, self.clock.now_ms(), Arc::clone(&self.config));
-        f(&tx)
+        let outcome = f(&tx);
+        self.note_engine_panic(tx.engine_panicked());
+        outcome
+    }
+
+    /// After the storage engine panicked (damaged data), the next transaction reopens the
+    /// storage, so nothing runs on whatever state the panic left behind.
+    fn note_engine_panic(&self, panicked: bool) {
+        if panicked {
+            self.healing.needed.store(true, Ordering::SeqCst);
+        }
     }
 
     /// Notes an error that latches the database, so that the next transaction reopens.
@@ -331,7 +345,7 @@ impl Inner {
         if limit == 0 || !self.read(|tx| ttl::any_due(tx.raw(), tx.now_ms()))? {
             return Ok(ttl::SweepOutcome::default());
         }
-        trace::sweep(|| self.write(self.durability, |tx| ttl::sweep(tx, limit)))
+        trace::sweep(|| self.write(self.durability, |tx| tx.contain(|| ttl::sweep(tx, limit))))
     }
 }
 
@@ -525,7 +539,7 @@ impl Store {
         }
         let db = self.inner.db.write().take();
         match db {
-            Some(db) => db.close().map_err(Error::from),
+            Some(db) => contained(|| db.close().map_err(Error::from)),
             None => Ok(()),
         }
     }
@@ -568,7 +582,9 @@ impl Store {
         WriteScope::refuse_if_inside()?;
         let mut guard = self.inner.db.write();
         let db = guard.as_mut().ok_or(Error::Closed)?;
-        trace::maintenance("compact", || db.compact().map_err(Error::from))
+        trace::maintenance("compact", || {
+            contained(|| db.compact().map_err(Error::from))
+        })
     }
 
     /// Verifies every page checksum of the file (and repairs what redb can). Waits for
@@ -593,9 +609,11 @@ impl Store {
     /// [`Error::Closed`]; [`Error::Io`] reading the file's size; storage errors.
     pub fn stats(&self) -> Result<StoreStats> {
         let (tables, schema_version) = self.read(|tx| {
-            let counts = schema::table_counts(tx.raw())?;
-            let version = schema::stored_schema_version(tx.raw())?.unwrap_or(0);
-            Ok::<_, Error>((counts, version))
+            tx.contain(|| {
+                let counts = schema::table_counts(tx.raw())?;
+                let version = schema::stored_schema_version(tx.raw())?.unwrap_or(0);
+                Ok((counts, version))
+            })
         })?;
         let file_size_bytes = match &self.inner.path {
             Some(p) => std::fs::metadata(p)
@@ -627,13 +645,13 @@ impl crate::access::sealed::Source for Store {
     const PER_CALL: bool = true;
 
     fn with_reader<R>(&self, f: impl FnOnce(&Reader<'_>) -> Result<R>) -> Result<R> {
-        self.read(|tx| f(&Reader::Read(tx)))
+        self.read(|tx| tx.contain(|| f(&Reader::Read(tx))))
     }
 }
 
 impl crate::access::sealed::WriteSource for Store {
     fn with_writer<R>(&self, f: impl FnOnce(&WriteTx) -> Result<R>) -> Result<R> {
-        self.write(|tx| f(tx))
+        self.write(|tx| tx.contain(|| f(tx)))
     }
 }
 
@@ -641,6 +659,28 @@ impl Access for Store {}
 impl WriteAccess for Store {}
 
 crate::tables::accessors!(Store);
+
+/// Runs a maintenance call on redb; a panic of redb on damaged data becomes
+/// [`Error::Corrupt`].
+fn contained<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    crate::txn::catch_engine_panic(f).unwrap_or_else(|panic| {
+        Err(Error::Corrupt {
+            table: "(storage engine)",
+            key: String::new(),
+            reason: format!("redb panicked on damaged data: {panic}"),
+        })
+    })
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing a damaged database can panic inside redb: contain it, never unwind out
+        // of a drop.
+        if let Some(db) = self.db.get_mut().take() {
+            let _ = crate::txn::catch_engine_panic(move || drop(db));
+        }
+    }
+}
 
 /// What [`Store::stats`] reports.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -140,18 +140,41 @@ pub(crate) fn open_existing(
             let (backend, _recovery) =
                 WalBackend::open(backend, log, inode, limit).map_err(io(&log_path))?;
             let page_log = backend.log();
-            (opts.builder().create_with_backend(backend), Some(page_log))
+            (create_contained(opts, backend), Some(page_log))
         }
-        None => (opts.builder().create_with_backend(backend), None),
+        None => (create_contained(opts, backend), None),
     };
-    let opened = db
-        .map_err(|e| map_open_error(path, e))
-        .and_then(|db| init(&db).map(|()| Opened { db, log }));
+    let opened = db.map_err(|e| map_open_error(path, e)).and_then(|db| {
+        crate::txn::catch_engine_panic(|| init(&db))
+            .map_err(|panic| damaged(path, &panic))?
+            .map(|()| Opened { db, log })
+    });
     if let (Err(_), Some(new_log)) = (&opened, &new_log) {
         // A file refused as a store keeps no log this call created beside it.
         let _ = std::fs::remove_file(new_log);
     }
     opened
+}
+
+/// Opens redb on `backend`; a panic of redb on a damaged file becomes an error.
+fn create_contained(
+    opts: &OpenOptionsRedb,
+    backend: impl redb::StorageBackend,
+) -> std::result::Result<redb::Database, redb::DatabaseError> {
+    crate::txn::catch_engine_panic(|| opts.builder().create_with_backend(backend)).unwrap_or_else(
+        |panic| {
+            Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(
+                format!("redb panicked opening it: {panic}"),
+            )))
+        },
+    )
+}
+
+fn damaged(path: &Path, panic: &str) -> Error {
+    Error::NotAStore {
+        path: path.to_owned(),
+        reason: format!("damaged: redb panicked reading it: {panic}"),
+    }
 }
 
 /// redb's magic number, the first bytes of every redb file.
