@@ -8,73 +8,20 @@
 //! renamed into place, after which the directory is synced. A failure at any step leaves
 //! nothing under the destination path.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use redb::{
     Key, MultimapTableDefinition, ReadableDatabase, ReadableMultimapTable, ReadableTable,
     ReadableTableMetadata, TableDefinition, Value,
 };
 
+use super::open::{io, parent_dir, sync_dir, temp_sibling};
 use super::Store;
 use crate::error::{Error, Result};
 use crate::maintenance::BackupReport;
 use crate::schema::{self, Table};
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_owned(),
-        source,
-    }
-}
-
-fn parent_dir(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    }
-}
-
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
-}
-
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> Result<()> {
-    Ok(())
-}
-
-/// A new, empty, owner-only file next to `dest`.
-fn temp_sibling(dest: &Path) -> Result<(PathBuf, File)> {
-    let dir = parent_dir(dest);
-    let name = dest
-        .file_name()
-        .ok_or_else(|| Error::invalid("dest", format!("{} has no file name", dest.display())))?;
-    for attempt in 0..16u32 {
-        let mut tmp_name = std::ffi::OsString::from(".");
-        tmp_name.push(name);
-        tmp_name.push(format!(".backup.{}.{attempt}", std::process::id()));
-        let tmp = dir.join(tmp_name);
-        let mut options = OpenOptions::new();
-        options.read(true).write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        match options.open(&tmp) {
-            Ok(file) => return Ok((tmp, file)),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(io(&tmp)(e)),
-        }
-    }
-    Err(Error::invalid(
-        "dest",
-        "could not pick a temporary file name next to it",
-    ))
-}
 
 fn copy_table<K: Key + 'static, V: Value + 'static>(
     from: &redb::ReadTransaction,
@@ -227,7 +174,7 @@ impl Store {
                 source: std::io::Error::new(ErrorKind::NotFound, "directory does not exist"),
             });
         }
-        let (tmp, file) = temp_sibling(dest)?;
+        let (tmp, file) = temp_sibling(dest, "backup")?;
         let result = write_copy(self, &tmp, file).and_then(|tables| {
             // Refuse to replace a file that appeared meanwhile: link, then drop the
             // temporary name (rename where hard links are not supported).

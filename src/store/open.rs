@@ -40,7 +40,7 @@ impl OpenOptionsRedb {
     }
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+pub(super) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::Io {
         path: path.to_owned(),
         source,
@@ -228,7 +228,8 @@ fn inode_of(_file: &File) -> u64 {
     0
 }
 
-fn temp_sibling(path: &Path) -> Result<(PathBuf, File)> {
+/// A new, empty, owner-only file next to `path`, named `.<name>.<purpose>.<pid>.<n>`.
+pub(super) fn temp_sibling(path: &Path, purpose: &str) -> Result<(PathBuf, File)> {
     let dir = parent_dir(path);
     let name = path
         .file_name()
@@ -236,7 +237,7 @@ fn temp_sibling(path: &Path) -> Result<(PathBuf, File)> {
     for attempt in 0..16u32 {
         let mut tmp_name = std::ffi::OsString::from(".");
         tmp_name.push(name);
-        tmp_name.push(format!(".creating.{}.{attempt}", std::process::id()));
+        tmp_name.push(format!(".{purpose}.{}.{attempt}", std::process::id()));
         let tmp = dir.join(tmp_name);
         let mut options = OpenOptions::new();
         options.read(true).write(true).create_new(true);
@@ -262,7 +263,7 @@ fn set_mode(options: &mut OpenOptions, mode: u32) {
 #[cfg(not(unix))]
 fn set_mode(_options: &mut OpenOptions, _mode: u32) {}
 
-fn parent_dir(path: &Path) -> PathBuf {
+pub(super) fn parent_dir(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
@@ -284,7 +285,7 @@ fn create_new(
             source: std::io::Error::new(ErrorKind::NotFound, "directory does not exist"),
         });
     }
-    let (tmp, file) = temp_sibling(path)?;
+    let (tmp, file) = temp_sibling(path, "creating")?;
     #[cfg(unix)]
     if opts.file_mode != 0 {
         use std::os::unix::fs::PermissionsExt;
@@ -335,11 +336,11 @@ fn create_new(
 }
 
 #[cfg(unix)]
-fn sync_dir(dir: &Path) -> Result<()> {
+pub(super) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
 #[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> Result<()> {
+pub(super) fn sync_dir(_dir: &Path) -> Result<()> {
     Ok(())
 }
