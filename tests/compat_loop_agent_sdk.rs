@@ -5,6 +5,9 @@
 #![cfg(feature = "tokio")]
 #![allow(clippy::unwrap_used)] // tests state their expectations by unwrapping
 
+mod common;
+
+use common::gate_clock::GateClock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use edgestate::compat::loop_agent_sdk::dynamo::{
@@ -494,41 +497,6 @@ fn the_seed_environment_configures_the_store() {
         DynamoConfig::default().store_path(),
         std::path::PathBuf::from("loop-agent-state.edgestate")
     );
-}
-
-/// A clock that, once armed, holds every store call until the test opens it (or 3 s
-/// pass, which is recorded): a call made on the runtime's only thread would hold that
-/// thread, and the task that opens the gate could never run.
-#[derive(Debug, Clone, Default)]
-struct GateClock {
-    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    open: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
-    timed_out: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl GateClock {
-    fn open(&self) {
-        let (lock, cvar) = &*self.open;
-        *lock.lock().unwrap() = true;
-        cvar.notify_all();
-    }
-}
-
-impl edgestate::Clock for GateClock {
-    fn now_ms(&self) -> u64 {
-        use std::sync::atomic::Ordering::SeqCst;
-        if self.armed.load(SeqCst) {
-            let (lock, cvar) = &*self.open;
-            let guard = lock.lock().unwrap();
-            let (_guard, waited) = cvar
-                .wait_timeout_while(guard, std::time::Duration::from_secs(3), |open| !*open)
-                .unwrap();
-            if waited.timed_out() {
-                self.timed_out.store(true, SeqCst);
-            }
-        }
-        1_700_000_000_000
-    }
 }
 
 #[test]
