@@ -98,7 +98,7 @@ impl WriteTx {
             Claim::Duplicate(first) => return Ok(WebhookOutcome::Duplicate(first)),
             Claim::New => {}
         }
-        let now_s = i64::try_from(self.now_ms() / 1000).unwrap_or(i64::MAX);
+        let now_s = crate::tables::unix_seconds(self.now_ms());
         let ttl_s = i64::try_from(self.config().pending_ttl.as_secs()).unwrap_or(i64::MAX);
         let capture = PendingCapture {
             merchant_id: webhook.merchant_id.clone(),
