@@ -96,8 +96,9 @@ impl<'t> Reader<'t> {
         &self,
         def: TableDefinition<'static, K, V>,
     ) -> Result<TableRef<'t, K, V>> {
+        crate::txn::using_table(redb::TableHandle::name(&def));
         Ok(match self {
-            Reader::Write(tx) => TableRef::Write(tx.raw().open_table(def)?),
+            Reader::Write(tx) => TableRef::Write(tx.open_table(def)?),
             Reader::Read(tx) => TableRef::Read(tx.raw().open_table(def)?),
         })
     }
@@ -107,8 +108,9 @@ impl<'t> Reader<'t> {
         &self,
         def: MultimapTableDefinition<'static, K, V>,
     ) -> Result<MultimapRef<'t, K, V>> {
+        crate::txn::using_table(redb::MultimapTableHandle::name(&def));
         Ok(match self {
-            Reader::Write(tx) => MultimapRef::Write(tx.raw().open_multimap_table(def)?),
+            Reader::Write(tx) => MultimapRef::Write(tx.open_multimap_table(def)?),
             Reader::Read(tx) => MultimapRef::Read(tx.raw().open_multimap_table(def)?),
         })
     }

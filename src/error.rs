@@ -94,6 +94,22 @@ pub enum Error {
         reason: String,
     },
 
+    /// Writes are refused: the storage engine met damaged data in this store (a damaged
+    /// b-tree page: redb panicked or reported its file corrupted, and the call that met
+    /// it got [`Error::Corrupt`] naming `table`). Writing on top of a damaged tree could
+    /// spread the damage, so writes stay refused, on every clone, until the owner calls
+    /// [`crate::Store::reopen`] (after restoring or inspecting the file) or
+    /// [`crate::Store::check_integrity`] passes. Reads go on. A damaged *record* (its
+    /// checksum fails) does not latch the store: only writes over that record are refused,
+    /// and deleting it clears it.
+    #[error("writes refused: damage was found in {table} ({reason}); reopen the store or run check_integrity")]
+    Damaged {
+        /// The table the storage engine was working on when it met the damage.
+        table: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
+
     /// The file is not an edgestate store (empty, foreign redb schema, not redb at all) or
     /// is damaged beyond what redb can repair.
     #[error("{path} is not an edgestate store: {reason}")]

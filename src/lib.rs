@@ -75,7 +75,7 @@ pub use access::{Access, WriteAccess};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result, SessionRefusal};
 pub use flows::webhook::{PaymentWebhook, WebhookOutcome};
-pub use maintenance::BackupReport;
+pub use maintenance::{BackupReport, VerifyReport};
 pub use schema::{Table, SCHEMA_VERSION};
 pub use store::{Durability, Store, StoreBuilder, StoreConfig, StoreStats, TableStats};
 pub use tables::blobs::{Blobs, BLOB_NAMESPACE};

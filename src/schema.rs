@@ -17,7 +17,13 @@ use crate::error::{Error, Result};
 ///   text (record format 4). Opening a schema-1 file moves its version to 2 and nothing
 ///   else: its records (format 2) stay readable and are rewritten in the new form when
 ///   they are next written. Older builds then refuse the file rather than misread it.
-pub const SCHEMA_VERSION: u32 = 2;
+/// - 3: every record's checksum also covers its table and key (envelope flag bit 1), so
+///   a damaged key or a b-tree pointer into the wrong table reads as
+///   [`Error::Corrupt`](crate::Error::Corrupt), not as another record. Opening a
+///   schema-1 or -2 file moves its version to 3 and nothing else; its records are read
+///   as they are and bound when next written. Older builds refuse the file (their
+///   envelope decoder would report every bound record as damaged).
+pub const SCHEMA_VERSION: u32 = 3;
 /// The oldest schema version this build can open (migrating it on open).
 pub const OLDEST_SUPPORTED_SCHEMA: u32 = 1;
 
@@ -226,7 +232,7 @@ pub(crate) fn ensure(db: &redb::Database, path: &std::path::Path, now_ms: u64) -
             )?;
         }
         // Migrations from older schema versions go here, inside this transaction. 1 -> 2
-        // needs none: schema-1 records are read as they are (see SCHEMA_VERSION).
+        // and 2 -> 3 need none: older records are read as they are (see SCHEMA_VERSION).
         meta.insert(META_SCHEMA_VERSION, SCHEMA_VERSION.to_le_bytes().as_slice())?;
     }
     open_all_for_write(&tx, path)?;

@@ -20,7 +20,7 @@ pub(crate) fn reindex(
     if old == new {
         return Ok(());
     }
-    let mut index = tx.raw().open_table(EXPIRY)?;
+    let mut index = tx.open_table(EXPIRY)?;
     if let Some(at) = old {
         index.remove((at, table.tag(), packed_key))?;
     }
@@ -68,7 +68,7 @@ pub(crate) fn sweep(tx: &WriteTx, limit: usize) -> Result<SweepOutcome> {
     let now = tx.now_ms();
     let mut due: Vec<(u8, Vec<u8>, u64)> = Vec::new();
     {
-        let mut index = tx.raw().open_table(EXPIRY)?;
+        let mut index = tx.open_table(EXPIRY)?;
         while due.len() < limit {
             // Pop first, look after: one B-tree operation per due entry, and the one
             // entry popped too early goes back.
@@ -124,7 +124,7 @@ fn remove_if_due<K: KeyShape>(
     group: &[(u8, Vec<u8>, u64)],
     now: u64,
 ) -> Result<usize> {
-    let mut opened = tx.raw().open_table(table.def)?;
+    let mut opened = tx.open_table(table.def)?;
     let mut removed = 0;
     for (_, packed, at) in group {
         let Some(key) = K::unpack(packed) else {

@@ -2,12 +2,45 @@
 //! Every table is reached from them (`tx.kv()`, `tx.contexts()`, ...), so any mix of
 //! tables changes in one atomic commit.
 
+use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use crate::config::StoreConfig;
 use crate::error::{Error, Result};
+use crate::schema::Table;
+
+thread_local! {
+    /// The table edgestate last opened on this thread, to name it when the storage engine
+    /// fails on a damaged page (redb's own messages do not say which table).
+    static TABLE_IN_USE: Cell<Option<Table>> = const { Cell::new(None) };
+}
+
+/// Notes that table code is about to work on the table `name`.
+pub(crate) fn using_table(name: &str) {
+    TABLE_IN_USE.with(|t| t.set(Table::from_name(name)));
+}
+
+/// Damage the storage engine met in a transaction: the table it was working on and what
+/// went wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EngineDamage {
+    pub(crate) table: &'static str,
+    pub(crate) reason: String,
+}
+
+impl EngineDamage {
+    /// The error a caller gets for it.
+    pub(crate) fn to_error(&self) -> Error {
+        Error::Corrupt {
+            table: self.table,
+            key: String::new(),
+            reason: self.reason.clone(),
+        }
+    }
+}
 
 /// A write transaction. Obtained from [`crate::Store::write`]; commits when the closure
 /// returns `Ok`, rolls back otherwise.
@@ -15,8 +48,9 @@ pub struct WriteTx {
     txn: redb::WriteTransaction,
     now_ms: u64,
     config: Arc<StoreConfig>,
-    /// Set when the storage engine panicked inside this transaction: it must not commit.
-    engine_panicked: AtomicBool,
+    /// Set when the storage engine failed on damaged data inside this transaction: it
+    /// must not commit.
+    engine_damage: Mutex<Option<EngineDamage>>,
 }
 
 impl std::fmt::Debug for WriteTx {
@@ -33,7 +67,7 @@ impl WriteTx {
             txn,
             now_ms,
             config,
-            engine_panicked: AtomicBool::new(false),
+            engine_damage: Mutex::new(None),
         }
     }
 
@@ -51,6 +85,24 @@ impl WriteTx {
         &self.txn
     }
 
+    /// Opens a table for writing (noting which table is in use).
+    pub(crate) fn open_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &self,
+        def: redb::TableDefinition<'_, K, V>,
+    ) -> Result<redb::Table<'_, K, V>> {
+        using_table(redb::TableHandle::name(&def));
+        Ok(self.txn.open_table(def)?)
+    }
+
+    /// Opens a multimap table for writing (noting which table is in use).
+    pub(crate) fn open_multimap_table<K: redb::Key + 'static, V: redb::Key + 'static>(
+        &self,
+        def: redb::MultimapTableDefinition<'_, K, V>,
+    ) -> Result<redb::MultimapTable<'_, K, V>> {
+        using_table(redb::MultimapTableHandle::name(&def));
+        Ok(self.txn.open_multimap_table(def)?)
+    }
+
     pub(crate) fn set_durability(&mut self, durability: redb::Durability) -> Result<()> {
         self.txn
             .set_durability(durability)
@@ -58,7 +110,7 @@ impl WriteTx {
     }
 
     pub(crate) fn commit(self) -> Result<()> {
-        if self.engine_panicked() {
+        if self.engine_damage().is_some() {
             self.abort();
             return Err(engine_refused());
         }
@@ -74,15 +126,16 @@ impl WriteTx {
         }
     }
 
-    /// Runs table code, turning a panic of the storage engine (redb panics on some
-    /// damaged pages) into [`Error::Corrupt`]; the transaction can then only roll back.
+    /// Runs table code, turning a failure of the storage engine on damaged data (a
+    /// panic inside redb, or redb reporting its file corrupted) into [`Error::Corrupt`]
+    /// naming the table; the transaction can then only roll back.
     pub(crate) fn contain<R>(&self, f: impl FnOnce() -> Result<R>) -> Result<R> {
-        contain(&self.engine_panicked, f)
+        contain(&self.engine_damage, f)
     }
 
-    /// Whether the storage engine panicked inside this transaction.
-    pub(crate) fn engine_panicked(&self) -> bool {
-        self.engine_panicked.load(Ordering::SeqCst)
+    /// The damage the storage engine met inside this transaction, if any.
+    pub(crate) fn engine_damage(&self) -> Option<EngineDamage> {
+        self.engine_damage.lock().clone()
     }
 
     pub(crate) fn abort(self) {
@@ -97,8 +150,8 @@ pub struct ReadTx {
     txn: redb::ReadTransaction,
     now_ms: u64,
     config: Arc<StoreConfig>,
-    /// Set when the storage engine panicked inside this snapshot.
-    engine_panicked: AtomicBool,
+    /// Set when the storage engine failed on damaged data inside this snapshot.
+    engine_damage: Mutex<Option<EngineDamage>>,
 }
 
 impl std::fmt::Debug for ReadTx {
@@ -115,7 +168,7 @@ impl ReadTx {
             txn,
             now_ms,
             config,
-            engine_panicked: AtomicBool::new(false),
+            engine_damage: Mutex::new(None),
         }
     }
 
@@ -133,14 +186,15 @@ impl ReadTx {
         &self.txn
     }
 
-    /// Runs table code, turning a panic of the storage engine into [`Error::Corrupt`].
+    /// Runs table code, turning a failure of the storage engine on damaged data into
+    /// [`Error::Corrupt`] naming the table.
     pub(crate) fn contain<R>(&self, f: impl FnOnce() -> Result<R>) -> Result<R> {
-        contain(&self.engine_panicked, f)
+        contain(&self.engine_damage, f)
     }
 
-    /// Whether the storage engine panicked inside this snapshot.
-    pub(crate) fn engine_panicked(&self) -> bool {
-        self.engine_panicked.load(Ordering::SeqCst)
+    /// The damage the storage engine met inside this snapshot, if any.
+    pub(crate) fn engine_damage(&self) -> Option<EngineDamage> {
+        self.engine_damage.lock().clone()
     }
 }
 
@@ -158,24 +212,30 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
-/// Runs `f`, catching a panic: the flag is set and the panic becomes `Error::Corrupt`.
-/// Only edgestate's own table code runs here (never a caller's closure), so a panic is
-/// the storage engine's, on damaged data. Under `panic = "abort"` nothing can be caught.
-fn contain<R>(flag: &AtomicBool, f: impl FnOnce() -> Result<R>) -> Result<R> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(result) => result,
-        Err(panic) => {
-            flag.store(true, Ordering::SeqCst);
-            Err(Error::Corrupt {
-                table: "(storage engine)",
-                key: String::new(),
-                reason: format!(
-                    "redb panicked reading damaged data: {}",
-                    panic_message(panic.as_ref())
-                ),
-            })
+/// Runs `f`, catching a failure of the storage engine on damaged data: a panic inside
+/// redb, or redb reporting its file corrupted. The damage is noted in `slot` and becomes
+/// `Error::Corrupt` naming the table in use. Only edgestate's own table code runs here
+/// (never a caller's closure), so a panic is the storage engine's. Under
+/// `panic = "abort"` nothing can be caught.
+fn contain<R>(slot: &Mutex<Option<EngineDamage>>, f: impl FnOnce() -> Result<R>) -> Result<R> {
+    TABLE_IN_USE.with(|t| t.set(None));
+    let reason = match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Err(Error::Storage(redb::Error::Corrupted(message)))) => {
+            format!("redb found damaged data: {message}")
         }
-    }
+        Ok(result) => return result,
+        Err(panic) => format!(
+            "redb panicked reading damaged data: {}",
+            panic_message(panic.as_ref())
+        ),
+    };
+    let table = TABLE_IN_USE
+        .with(Cell::get)
+        .map_or("(storage engine)", Table::name);
+    let damage = EngineDamage { table, reason };
+    let error = damage.to_error();
+    slot.lock().get_or_insert(damage);
+    Err(error)
 }
 
 /// The error of a write whose transaction saw the storage engine panic.

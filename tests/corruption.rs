@@ -506,7 +506,11 @@ fn a_damaged_record_in_the_file_is_caught_by_verify_on_open_or_by_its_checksum()
     );
 
     // Verified open: redb's page checksums catch it before any read.
-    match Store::builder().clock(clock.clone()).open(&path) {
+    match Store::builder()
+        .clock(clock.clone())
+        .verify_on_open(true)
+        .open(&path)
+    {
         Err(Error::NotAStore { path: p, reason }) => {
             assert_eq!(p, path);
             assert!(!reason.is_empty());

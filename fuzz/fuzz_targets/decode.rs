@@ -7,10 +7,20 @@
 #![no_main]
 
 use edgestate::codec::envelope::{
-    decode, encode, peek_header, EnvelopeError, FORMAT_BYTES, FORMAT_JSON, FORMAT_POSTCARD_V1,
-    HEADER_LEN,
+    encode, peek_header, Binding, Envelope, EnvelopeError, FORMAT_BYTES, FORMAT_JSON,
+    FORMAT_POSTCARD_V1, HEADER_LEN,
 };
 use libfuzzer_sys::fuzz_target;
+
+/// Where the fuzzed records are taken to be stored.
+const AT: Binding<'static> = Binding {
+    table: "edgestate.kv",
+    key: b"fuzz\0key",
+};
+
+fn decode(bytes: &[u8]) -> Result<Envelope<'_>, EnvelopeError> {
+    edgestate::codec::envelope::decode(bytes, AT)
+}
 
 fn le_u64(bytes: &[u8]) -> u64 {
     let mut buf = [0u8; 8];
@@ -27,10 +37,12 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(env.payload, &data[HEADER_LEN..]);
             // The encoding is canonical: a record that decodes is exactly what encode
             // would write for its fields.
+            let bound = data[1] & 0b10 != 0;
             let again = encode(
                 env.header.format,
                 env.header.version,
                 env.header.expires_at_ms,
+                bound.then_some(AT),
                 env.payload,
             );
             assert_eq!(again, data, "valid envelope does not re-encode to itself");
@@ -46,7 +58,8 @@ fuzz_target!(|data: &[u8]| {
         let expires_at_ms = (data[1] & 1 == 1).then(|| le_u64(&data[10..18]));
         let version = le_u64(&data[2..10]);
         let payload = &data[18..];
-        let bytes = encode(format, version, expires_at_ms, payload);
+        let bound_to = (data[1] & 2 == 2).then_some(AT);
+        let bytes = encode(format, version, expires_at_ms, bound_to, payload);
         assert_eq!(bytes.len(), HEADER_LEN + payload.len());
         let env = decode(&bytes).expect("an encoding decodes");
         assert_eq!(env.header.format, format);
@@ -59,5 +72,20 @@ fuzz_target!(|data: &[u8]| {
         let mut damaged = bytes.clone();
         damaged[bit / 8] ^= 1 << (bit % 8);
         assert!(decode(&damaged).is_err(), "bit flip {bit} went unnoticed");
+        // A bound record does not verify under a key one bit away (crc32 catches every
+        // error burst up to 32 bits, so this cannot collide).
+        if bound_to.is_some() {
+            let mut key = AT.key.to_vec();
+            let bit = (version as usize) % (key.len() * 8);
+            key[bit / 8] ^= 1 << (bit % 8);
+            let elsewhere = Binding {
+                table: AT.table,
+                key: &key,
+            };
+            assert!(
+                edgestate::codec::envelope::decode(&bytes, elsewhere).is_err(),
+                "a bound record verified under another key"
+            );
+        }
     }
 });

@@ -4,11 +4,19 @@
 //! ```text
 //! offset 0  format        u8   what the payload is (see FORMAT_*)
 //! offset 1  flags         u8   bit 0: expires_at_ms is meaningful
+//!                              bit 1: the checksum covers the record's table and key
 //! offset 2  version       u64  little-endian, 1 on create, +1 per write
 //! offset 10 expires_at_ms u64  little-endian, 0 when bit 0 of flags is clear
-//! offset 18 crc32         u32  little-endian, over bytes 0..18 and the payload
+//! offset 18 crc32         u32  little-endian, over bytes 0..18, then (bit 1 set) the
+//!                              table name and the key bytes, each after its u32
+//!                              little-endian length, then the payload
 //! offset 22 payload
 //! ```
+//!
+//! Binding the checksum to where the record is stored (schema 3 on) turns damage to a
+//! key, or a b-tree pointer that leads into another table, into a checksum mismatch
+//! instead of a record read under the wrong name. Records written before that (bit 1
+//! clear) are still read, checked over the header and payload only.
 
 /// Length of the fixed header.
 pub const HEADER_LEN: usize = 22;
@@ -27,7 +35,8 @@ pub const FORMAT_POSTCARD_V2: u8 = 4;
 pub const FORMAT_POSTCARD: u8 = FORMAT_POSTCARD_V2;
 
 const FLAG_HAS_EXPIRY: u8 = 0b0000_0001;
-const KNOWN_FLAGS: u8 = FLAG_HAS_EXPIRY;
+const FLAG_KEY_BOUND: u8 = 0b0000_0010;
+const KNOWN_FLAGS: u8 = FLAG_HAS_EXPIRY | FLAG_KEY_BOUND;
 const CRC_OFFSET: usize = 18;
 
 /// Why a byte string is not a valid envelope.
@@ -110,25 +119,53 @@ fn le_u64(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(buf)
 }
 
-fn checksum(header_without_crc: &[u8], payload: &[u8]) -> u32 {
+/// Where a record is stored: its table's name and its key, as the bytes redb stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Binding<'a> {
+    /// The table's name.
+    pub table: &'a str,
+    /// The key's stored bytes.
+    pub key: &'a [u8],
+}
+
+fn checksum(header_without_crc: &[u8], bound_to: Option<Binding<'_>>, payload: &[u8]) -> u32 {
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(header_without_crc);
+    if let Some(binding) = bound_to {
+        for part in [binding.table.as_bytes(), binding.key] {
+            // Lengths keep (table "ab", key "c") apart from (table "a", key "bc").
+            let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+            hasher.update(&len.to_le_bytes());
+            hasher.update(part);
+        }
+    }
     hasher.update(payload);
     hasher.finalize()
 }
 
-/// Builds an envelope around `payload`.
-pub fn encode(format: u8, version: u64, expires_at_ms: Option<u64>, payload: &[u8]) -> Vec<u8> {
+/// Builds an envelope around `payload`. With `bound_to` (what edgestate writes), the
+/// checksum also covers the table and key the record is stored under, and the record
+/// only verifies there; `None` writes the older, unbound layout, which is still read.
+pub fn encode(
+    format: u8,
+    version: u64,
+    expires_at_ms: Option<u64>,
+    bound_to: Option<Binding<'_>>,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.push(format);
-    out.push(if expires_at_ms.is_some() {
-        FLAG_HAS_EXPIRY
-    } else {
-        0
-    });
+    let mut flags = 0;
+    if expires_at_ms.is_some() {
+        flags |= FLAG_HAS_EXPIRY;
+    }
+    if bound_to.is_some() {
+        flags |= FLAG_KEY_BOUND;
+    }
+    out.push(flags);
     out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&expires_at_ms.unwrap_or(0).to_le_bytes());
-    let crc = checksum(&out, payload);
+    let crc = checksum(&out, bound_to, payload);
     out.extend_from_slice(&crc.to_le_bytes());
     out.extend_from_slice(payload);
     out
@@ -171,18 +208,21 @@ pub fn peek_header(bytes: &[u8]) -> Result<Header, EnvelopeError> {
     })
 }
 
-/// Decodes and verifies a whole record. Never panics, whatever `bytes` holds.
+/// Decodes and verifies a whole record found under `found_at`. A record bound to its
+/// table and key verifies only there; an unbound one (written before schema 3) is
+/// checked over its header and payload. Never panics, whatever `bytes` holds.
 ///
 /// # Errors
 /// [`EnvelopeError`] when the bytes are truncated, of an unknown format or flags, or
-/// fail the checksum.
-pub fn decode(bytes: &[u8]) -> Result<Envelope<'_>, EnvelopeError> {
+/// fail the checksum (for a bound record, also when found under another table or key).
+pub fn decode<'b>(bytes: &'b [u8], found_at: Binding<'_>) -> Result<Envelope<'b>, EnvelopeError> {
     let header = peek_header(bytes)?;
     let mut crc_bytes = [0u8; 4];
     crc_bytes.copy_from_slice(&bytes[CRC_OFFSET..HEADER_LEN]);
     let stored = u32::from_le_bytes(crc_bytes);
     let payload = &bytes[HEADER_LEN..];
-    let computed = checksum(&bytes[..CRC_OFFSET], payload);
+    let bound_to = (bytes[1] & FLAG_KEY_BOUND != 0).then_some(found_at);
+    let computed = checksum(&bytes[..CRC_OFFSET], bound_to, payload);
     if stored != computed {
         return Err(EnvelopeError::CrcMismatch { stored, computed });
     }
@@ -193,8 +233,72 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope<'_>, EnvelopeError> {
 mod tests {
     use super::*;
 
+    const AT: Binding<'static> = Binding {
+        table: "edgestate.kv",
+        key: b"ns\0key",
+    };
+
     fn sample() -> Vec<u8> {
-        encode(FORMAT_BYTES, 7, Some(1_234), b"hello")
+        encode(FORMAT_BYTES, 7, Some(1_234), Some(AT), b"hello")
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Envelope<'_>, EnvelopeError> {
+        super::decode(bytes, AT)
+    }
+
+    #[test]
+    fn a_bound_record_verifies_only_under_its_table_and_key() {
+        let bytes = sample();
+        assert!(decode(&bytes).is_ok());
+        let elsewhere = [
+            Binding {
+                table: "edgestate.kv",
+                key: b"ns\0kez",
+            },
+            Binding {
+                table: "edgestate.kv",
+                key: b"ns\0ke",
+            },
+            Binding {
+                table: "edgestate.contexts",
+                key: AT.key,
+            },
+            // The same bytes split differently between table and key.
+            Binding {
+                table: "edgestate.kvn",
+                key: b"s\0key",
+            },
+        ];
+        for at in elsewhere {
+            assert!(
+                matches!(
+                    super::decode(&bytes, at),
+                    Err(EnvelopeError::CrcMismatch { .. })
+                ),
+                "verified under {at:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unbound_record_still_verifies_anywhere() {
+        let bytes = encode(FORMAT_BYTES, 3, None, None, b"written by schema 2");
+        assert_eq!(bytes[1], 0, "the schema-2 layout, byte for byte");
+        let at = Binding {
+            table: "edgestate.contexts",
+            key: b"anyone",
+        };
+        assert_eq!(
+            super::decode(&bytes, at).expect("valid").payload,
+            b"written by schema 2"
+        );
+        // Clearing the bound flag of a bound record breaks its checksum.
+        let mut unflagged = sample();
+        unflagged[1] &= !FLAG_KEY_BOUND;
+        assert!(matches!(
+            decode(&unflagged),
+            Err(EnvelopeError::CrcMismatch { .. })
+        ));
     }
 
     #[test]
@@ -204,7 +308,7 @@ mod tests {
         assert_eq!(env.header.version, 7);
         assert_eq!(env.header.expires_at_ms, Some(1_234));
         assert_eq!(env.payload, b"hello");
-        let no_ttl = encode(FORMAT_JSON, 1, None, b"");
+        let no_ttl = encode(FORMAT_JSON, 1, None, Some(AT), b"");
         assert_eq!(decode(&no_ttl).expect("valid").header.expires_at_ms, None);
     }
 
@@ -242,7 +346,7 @@ mod tests {
             decode(&bytes),
             Err(EnvelopeError::UnknownFlags(_))
         ));
-        let mut bytes = encode(FORMAT_BYTES, 1, None, b"x");
+        let mut bytes = encode(FORMAT_BYTES, 1, None, Some(AT), b"x");
         bytes[10] = 1;
         assert_eq!(decode(&bytes), Err(EnvelopeError::InconsistentExpiry));
     }

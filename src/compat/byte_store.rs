@@ -178,7 +178,7 @@ impl ByteStore {
 /// Live records of namespace `ns`, counting no further than `stop_at`. A record whose
 /// header is unreadable counts: it holds its key until someone deletes it.
 fn count_live(tx: &WriteTx, ns: &str, stop_at: usize) -> Result<usize> {
-    let table = tx.raw().open_table(KV.def)?;
+    let table = tx.open_table(KV.def)?;
     let now = tx.now_ms();
     let mut live = 0;
     for item in table.range((ns, "")..)? {

@@ -13,6 +13,7 @@ use crate::codec::keys::KeyShape;
 use crate::error::{Error, Result};
 use crate::limits;
 use crate::schema::{self, RecordTable};
+use crate::tables::record;
 use crate::ttl;
 use crate::txn::WriteTx;
 
@@ -127,11 +128,7 @@ fn each_record<K: KeyJson>(
     for row in opened.iter()? {
         let (k, v) = row?;
         let key = k.value();
-        let env = envelope::decode(v.value()).map_err(|e| Error::Corrupt {
-            table: table.name,
-            key: K::show(&key),
-            reason: e.to_string(),
-        })?;
+        let env = record::verify(&table, &key, v.value())?;
         f(RawRecord {
             family,
             key: K::to_json(&key),
@@ -246,11 +243,11 @@ fn put_record<K: KeyJson>(
         ));
     }
     limits::check_value_len("payload", payload.len())?;
-    let bytes = envelope::encode(*format, *version, *expires_at_ms, payload);
+    let bytes = record::encode(&table, &k, *format, *version, *expires_at_ms, payload);
     // The format must be one this build reads.
-    envelope::decode(&bytes).map_err(|e| Error::invalid("format", e.to_string()))?;
+    envelope::peek_header(&bytes).map_err(|e| Error::invalid("format", e.to_string()))?;
     let old_expiry = {
-        let mut opened = tx.raw().open_table(table.def)?;
+        let mut opened = tx.open_table(table.def)?;
         let old = opened
             .get(&k)?
             .and_then(|g| envelope::peek_header(g.value()).ok())
@@ -271,7 +268,7 @@ fn put_entry(
     key: &[Value],
 ) -> Result<()> {
     let (a, b) = <(&str, &str)>::from_json(key).ok_or_else(|| bad_key(family, key))?;
-    tx.raw().open_multimap_table(def)?.insert(a, b)?;
+    tx.open_multimap_table(def)?.insert(a, b)?;
     Ok(())
 }
 
@@ -313,7 +310,7 @@ pub(crate) fn put(tx: &WriteTx, rec: &RawRecord) -> Result<()> {
 /// Raises a user's next pending sequence number to at least `next` (after importing
 /// entries whose sequence numbers came from elsewhere).
 pub(crate) fn raise_next_seq(tx: &WriteTx, user: &str, next: u64) -> Result<()> {
-    let mut seqs = tx.raw().open_table(schema::PENDING_SEQ)?;
+    let mut seqs = tx.open_table(schema::PENDING_SEQ)?;
     let current = seqs.get(user)?.map_or(0, |g| g.value());
     if next > current {
         seqs.insert(user, next)?;

@@ -20,6 +20,7 @@ use redb::{BackendError, StorageBackend};
 use super::open::{self, OpenOptionsRedb, Opened};
 use crate::error::{Error, Result};
 use crate::schema;
+use crate::txn::EngineDamage;
 
 /// Makes a fresh storage backend (for stores on custom backends that must be reopened).
 pub(crate) type BackendFactory = dyn Fn() -> io::Result<Box<dyn StorageBackend>> + Send + Sync;
@@ -64,19 +65,24 @@ pub(crate) fn open_from_factory(
         path: label.to_owned(),
         source,
     })?;
-    let db = options
-        .builder()
-        .create_with_backend(BoxedBackend(backend))
+    let db = open::create_contained(options, BoxedBackend(backend))
         .map_err(|e| open::map_open_error(label, e))?;
-    schema::ensure(&db, label, now_ms)?;
+    crate::txn::catch_engine_panic(|| schema::ensure(&db, label, now_ms))
+        .map_err(|panic| open::damaged(label, &panic))??;
     Ok(Opened { db, log: None })
 }
 
-/// Whether the store must be reopened, and what recovery has done so far.
+/// Whether the store must be reopened, whether it is known to be damaged, and what
+/// recovery has done so far.
 #[derive(Debug, Default)]
 pub(crate) struct Healing {
     /// Set when redb reported an error that only reopening clears.
     pub(crate) needed: AtomicBool,
+    /// The first damage the storage engine met since the owner last reopened or checked
+    /// the store; writes are refused while it is set.
+    damage: parking_lot::Mutex<Option<EngineDamage>>,
+    /// Times damage was met (each latching the store, or found again while latched).
+    pub(crate) damage_found: AtomicU64,
     /// Successful automatic reopens.
     pub(crate) recoveries: AtomicU64,
     /// Reopen attempts that failed.
@@ -99,6 +105,33 @@ impl Healing {
 
     pub(crate) fn is_needed(&self) -> bool {
         self.needed.load(Ordering::SeqCst)
+    }
+
+    /// Latches the store as damaged (keeping the first damage seen).
+    pub(crate) fn mark_damaged(&self, damage: EngineDamage) {
+        self.damage_found.fetch_add(1, Ordering::Relaxed);
+        self.damage.lock().get_or_insert(damage);
+    }
+
+    /// Lifts the latch: the owner reopened the store, or it passed a full check.
+    pub(crate) fn clear_damage(&self) {
+        *self.damage.lock() = None;
+    }
+
+    /// The damage that latched the store, if any.
+    pub(crate) fn damage(&self) -> Option<EngineDamage> {
+        self.damage.lock().clone()
+    }
+
+    /// [`Error::Damaged`] while the store is latched as damaged.
+    pub(crate) fn refuse_writes_if_damaged(&self) -> Result<()> {
+        match &*self.damage.lock() {
+            Some(damage) => Err(Error::Damaged {
+                table: damage.table,
+                reason: damage.reason.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 }
 

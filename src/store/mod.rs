@@ -14,6 +14,7 @@ mod overlay;
 mod sweeper;
 mod trace;
 mod transact;
+mod verify;
 mod wal;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ use parking_lot::RwLock;
 use crate::access::{Access, Reader, WriteAccess};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::maintenance::VerifyReport;
 use crate::schema;
 use crate::schema::Table;
 use crate::txn::{ReadTx, WriteTx};
@@ -33,6 +35,7 @@ pub use crate::config::{Durability, StoreConfig};
 pub use builder::StoreBuilder;
 use sweeper::{Sweeper, SweeperCounters};
 use transact::WriteScope;
+use verify::{Verifier, VerifyCounters};
 
 /// A handle to one edgestate file. Cheap to clone; clones share the database, and the
 /// file is closed when the last clone is dropped (or at [`Store::close`]).
@@ -55,6 +58,8 @@ pub struct Store {
     // Declared after `inner` only for readability: the sweeper thread holds its own
     // `Arc<Inner>`, so the database outlives the thread whatever the drop order.
     sweeper: Option<Arc<Sweeper>>,
+    /// The background verifier, when asked for (it also holds its own `Arc<Inner>`).
+    verifier: Option<Arc<Verifier>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -87,6 +92,8 @@ pub(crate) struct Inner {
     #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     slow_write: std::time::Duration,
     counters: SweeperCounters,
+    /// What background verification has found.
+    verify: VerifyCounters,
     /// Concurrent durable writers share fsyncs through it.
     group: group_commit::GroupCommit,
     /// Keeps a temporary store's directory alive; dropped after `db`.
@@ -281,6 +288,9 @@ impl Store {
         if let Some(sweeper) = &self.sweeper {
             sweeper.stop();
         }
+        if let Some(verifier) = &self.verifier {
+            verifier.stop();
+        }
         let db = self.inner.db.write().take();
         match db {
             Some(db) => contained(|| db.close().map_err(Error::from)),
@@ -333,18 +343,54 @@ impl Store {
 
     /// Verifies every page checksum of the file (and repairs what redb can). Waits for
     /// running transactions like [`compact`](Store::compact). Returns `true` when the
-    /// file was intact.
+    /// file was intact, `false` when redb repaired it. A store whose writes were refused
+    /// with [`Error::Damaged`] takes writes again once this passes.
     ///
     /// # Errors
     /// [`Error::NestedTransaction`] when called inside a transaction on this thread;
-    /// [`Error::Closed`]; storage errors.
+    /// [`Error::Closed`]; [`Error::Corrupt`] or storage errors when the file is damaged
+    /// beyond repair (writes stay refused).
     pub fn check_integrity(&self) -> Result<bool> {
         WriteScope::refuse_if_inside()?;
         let mut guard = self.inner.db.write();
         let db = guard.as_mut().ok_or(Error::Closed)?;
-        trace::maintenance("check_integrity", || {
-            db.check_integrity().map_err(Error::from)
-        })
+        let intact = trace::maintenance("check_integrity", || {
+            contained(|| db.check_integrity().map_err(Error::from))
+        })?;
+        if self.inner.healing.damage().is_some() {
+            // Writes go on, from a fresh open: nothing runs on whatever state a panic
+            // inside redb left in memory.
+            self.inner.healing.clear_damage();
+            self.inner.healing.needed.store(true, Ordering::SeqCst);
+        }
+        Ok(intact)
+    }
+
+    /// Walks every table in one snapshot while readers and writers carry on: reads every
+    /// page redb reaches and checks every record's checksum against the table and key it
+    /// is stored under. Cheaper than [`check_integrity`](Store::check_integrity) (which
+    /// blocks every transaction and verifies redb's page checksums too) and without its
+    /// exclusive lock; it reads the whole file, so it costs what reading it costs.
+    ///
+    /// Damage in a b-tree page found this way refuses writes ([`Error::Damaged`]) like
+    /// damage met by any call; damaged records are listed and each keeps failing its own
+    /// reads with [`Error::Corrupt`].
+    ///
+    /// ```
+    /// # fn main() -> edgestate::Result<()> {
+    /// let store = edgestate::Store::temporary()?;
+    /// store.kv().put("bot", "position", b"long", None)?;
+    /// let report = store.verify()?;
+    /// assert!(report.is_clean());
+    /// assert!(report.entries_checked >= 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Closed`]; storage and I/O errors that are not damage.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        verify::pass(&self.inner, &std::sync::atomic::AtomicBool::new(false))
     }
 
     /// Record counts per table, the file size, and sweeper counters.
@@ -381,6 +427,13 @@ impl Store {
             sweeper_errors: c.errors.load(Ordering::Relaxed),
             recoveries: self.inner.healing.recoveries.load(Ordering::Relaxed),
             recovery_failures: self.inner.healing.failures.load(Ordering::Relaxed),
+            damage_found: self.inner.healing.damage_found.load(Ordering::Relaxed),
+            writes_refused: self
+                .inner
+                .healing
+                .damage()
+                .map(|d| d.to_error().to_string()),
+            background_verification: self.inner.verify.last.lock().clone(),
         })
     }
 }
@@ -446,6 +499,14 @@ pub struct StoreStats {
     pub recoveries: u64,
     /// Reopen attempts that failed (each call makes a few before giving up).
     pub recovery_failures: u64,
+    /// Times the storage engine met damaged data (a damaged b-tree page), in calls or in
+    /// background verification.
+    pub damage_found: u64,
+    /// While writes are refused ([`Error::Damaged`]): the damage that latched the store.
+    pub writes_refused: Option<String>,
+    /// What the background verifier found, once its pass has ended
+    /// ([`StoreBuilder::verify_in_background`]); `None` before that or without one.
+    pub background_verification: Option<VerifyReport>,
 }
 
 impl StoreStats {

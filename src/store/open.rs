@@ -157,7 +157,7 @@ pub(crate) fn open_existing(
 }
 
 /// Opens redb on `backend`; a panic of redb on a damaged file becomes an error.
-fn create_contained(
+pub(crate) fn create_contained(
     opts: &OpenOptionsRedb,
     backend: impl redb::StorageBackend,
 ) -> std::result::Result<redb::Database, redb::DatabaseError> {
@@ -170,7 +170,7 @@ fn create_contained(
     )
 }
 
-fn damaged(path: &Path, panic: &str) -> Error {
+pub(crate) fn damaged(path: &Path, panic: &str) -> Error {
     Error::NotAStore {
         path: path.to_owned(),
         reason: format!("damaged: redb panicked reading it: {panic}"),

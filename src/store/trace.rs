@@ -121,3 +121,27 @@ pub(crate) fn maintenance<T, E: std::fmt::Display>(
 ) -> Result<T, E> {
     f()
 }
+
+/// Reports a finished background verification: `warn` when it found damage.
+#[cfg(feature = "tracing")]
+pub(crate) fn verified(report: &crate::maintenance::VerifyReport) {
+    if report.damaged_records > 0 || !report.engine_damage.is_empty() {
+        tracing::warn!(
+            damaged_records = report.damaged_records,
+            engine_damage = ?report.engine_damage,
+            first_damaged = ?report.damaged.first(),
+            "edgestate background verification found damage"
+        );
+    } else {
+        tracing::info!(
+            entries_checked = report.entries_checked,
+            complete = report.complete,
+            "edgestate background verification finished"
+        );
+    }
+}
+
+/// Reports a finished background verification: `warn` when it found damage.
+#[cfg(not(feature = "tracing"))]
+#[inline(always)]
+pub(crate) fn verified(_report: &crate::maintenance::VerifyReport) {}

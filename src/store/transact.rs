@@ -14,7 +14,7 @@ use super::{heal, trace, wal, Inner};
 use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::ttl;
-use crate::txn::{ReadTx, WriteTx};
+use crate::txn::{EngineDamage, ReadTx, WriteTx};
 
 thread_local! {
     static IN_WRITE: Cell<bool> = const { Cell::new(false) };
@@ -93,6 +93,7 @@ impl Inner {
         if !nested {
             self.heal_if_needed()?;
         }
+        self.healing.refuse_writes_if_damaged()?;
         let guard = self.lock_db(nested);
         let db = guard.as_ref().ok_or(Error::Closed)?;
         if let Some(log) = self.log.read().clone() {
@@ -107,7 +108,7 @@ impl Inner {
         }
         let mut tx = WriteTx::new(txn, self.clock.now_ms(), Arc::clone(&self.config));
         let outcome = f(&mut tx);
-        self.note_engine_panic(tx.engine_panicked());
+        self.note_engine_damage(tx.engine_damage());
         match outcome {
             Ok(out) => {
                 ticket.commit(tx, durability).map_err(|e| self.noted(e))?;
@@ -137,7 +138,7 @@ impl Inner {
         }
         let mut tx = WriteTx::new(txn, self.clock.now_ms(), Arc::clone(&self.config));
         let outcome = f(&mut tx);
-        self.note_engine_panic(tx.engine_panicked());
+        self.note_engine_damage(tx.engine_damage());
         let out = match outcome {
             Ok(out) => out,
             Err(e) => {
@@ -193,15 +194,18 @@ impl Inner {
         let txn = db.begin_read().map_err(Error::from)?;
         let tx = ReadTx::new(txn, self.clock.now_ms(), Arc::clone(&self.config));
         let outcome = f(&tx);
-        self.note_engine_panic(tx.engine_panicked());
+        self.note_engine_damage(tx.engine_damage());
         outcome
     }
 
-    /// After the storage engine panicked (damaged data), the next transaction reopens the
-    /// storage, so nothing runs on whatever state the panic left behind.
-    fn note_engine_panic(&self, panicked: bool) {
-        if panicked {
-            self.healing.needed.store(true, Ordering::SeqCst);
+    /// After the storage engine failed on damaged data, writes are refused until the
+    /// store is reopened by its owner or passes `check_integrity`: writing on top of a
+    /// damaged b-tree could spread the damage. Reads go on (a read that meets the damage
+    /// fails on its own); the storage is not reopened behind the owner's back, since a
+    /// reopen on a failing disk could fail and take the reads down with it.
+    fn note_engine_damage(&self, damage: Option<EngineDamage>) {
+        if let Some(damage) = damage {
+            self.healing.mark_damaged(damage);
         }
     }
 
@@ -251,8 +255,8 @@ impl Inner {
         }
         if let Some(db) = guard.take() {
             // After a failed commit, closing reports that same failure again; the reopen
-            // below is what recovers from it.
-            let _ = db.close();
+            // below is what recovers from it. Closing a damaged database can panic.
+            let _ = crate::txn::catch_engine_panic(move || db.close());
         }
         *self.log.write() = None;
         let opened = reopener.open(self.clock.now_ms())?;
@@ -260,6 +264,10 @@ impl Inner {
         *guard = Some(opened.db);
         if self.healing.needed.swap(false, Ordering::SeqCst) && only_if_needed {
             self.healing.recoveries.fetch_add(1, Ordering::Relaxed);
+        }
+        if !only_if_needed {
+            // The owner reopened it on purpose: they have seen the damage.
+            self.healing.clear_damage();
         }
         Ok(())
     }

@@ -153,36 +153,42 @@ fn new_salt(previous: u64) -> u64 {
 }
 
 /// A frame read back from the log.
-struct Frame<'a> {
+struct Frame {
     kind: u8,
     offset: u64,
-    data: &'a [u8],
+    data: Vec<u8>,
 }
 
-/// The valid frames of a log image, in order, up to the first invalid one; with the
-/// byte offset after each.
-fn frames(image: &[u8], salt: u64) -> Vec<(Frame<'_>, usize)> {
-    let mut out = Vec::new();
-    let mut at = HEADER_LEN as usize;
-    while at + FRAME_HEAD <= image.len() {
-        let head = &image[at..at + 13];
-        let kind = head[0];
-        let offset = u64::from_le_bytes(head[1..9].try_into().unwrap_or_default());
-        let len = u32::from_le_bytes(head[9..13].try_into().unwrap_or_default()) as usize;
-        let stored = u32::from_le_bytes(image[at + 13..at + 17].try_into().unwrap_or_default());
-        let start = at + FRAME_HEAD;
-        let Some(data) = start.checked_add(len).and_then(|end| image.get(start..end)) else {
-            break;
-        };
-        if !matches!(kind, KIND_WRITE | KIND_SET_LEN | KIND_COMMIT)
-            || crc(salt, &[head, data]) != stored
-        {
-            break;
-        }
-        at = start + len;
-        out.push((Frame { kind, offset, data }, at));
+/// The valid frame of this `salt` starting at `at` of the log, if there is one, and the
+/// position after it. Reads only that frame: replaying a log costs what its valid frames
+/// hold, not the file's size (after a clean close, one frame head).
+fn read_frame(
+    log: &impl StorageBackend,
+    at: u64,
+    log_len: u64,
+    salt: u64,
+) -> io::Result<Option<(Frame, u64)>> {
+    let data_start = at + FRAME_HEAD as u64;
+    if data_start > log_len {
+        return Ok(None);
     }
-    out
+    let mut head = [0u8; FRAME_HEAD];
+    log.read(at, &mut head)?;
+    let kind = head[0];
+    let offset = u64::from_le_bytes(head[1..9].try_into().unwrap_or_default());
+    let len = u32::from_le_bytes(head[9..13].try_into().unwrap_or_default());
+    let stored = u32::from_le_bytes(head[13..17].try_into().unwrap_or_default());
+    let end = data_start + u64::from(len);
+    // A damaged length must not make us allocate or read past the file.
+    if !matches!(kind, KIND_WRITE | KIND_SET_LEN | KIND_COMMIT) || end > log_len {
+        return Ok(None);
+    }
+    let mut data = vec![0u8; len as usize];
+    log.read(data_start, &mut data)?;
+    if crc(salt, &[&head[..13], &data]) != stored {
+        return Ok(None);
+    }
+    Ok(Some((Frame { kind, offset, data }, end)))
 }
 
 fn header(salt: u64, inode: u64) -> [u8; HEADER_LEN as usize] {
@@ -196,8 +202,7 @@ fn header(salt: u64, inode: u64) -> [u8; HEADER_LEN as usize] {
 }
 
 /// The salt of a valid header for `inode`, if the image starts with one.
-fn read_header(image: &[u8], inode: u64) -> Option<u64> {
-    let h = image.get(..HEADER_LEN as usize)?;
+fn read_header(h: &[u8; HEADER_LEN as usize], inode: u64) -> Option<u64> {
     if h[..8] != MAGIC || crc(0, &[&h[..24]]).to_le_bytes() != h[24..28] {
         return None;
     }
@@ -219,30 +224,38 @@ impl<M: StorageBackend> WalBackend<M> {
         checkpoint_bytes: u64,
     ) -> io::Result<(Self, Recovery)> {
         let len = log.len()?;
-        let mut image = vec![0u8; usize::try_from(len).map_err(io::Error::other)?];
-        log.read(0, &mut image)?;
         let mut recovery = Recovery::default();
         let mut salt = 0;
-        if let Some(found) = read_header(&image, inode) {
+        let mut head = [0u8; HEADER_LEN as usize];
+        if len >= HEADER_LEN {
+            log.read(0, &mut head)?;
+        }
+        if let Some(found) = read_header(&head, inode) {
             salt = found;
-            let frames = frames(&image, found);
-            let last_commit = frames
-                .iter()
-                .rposition(|(f, _)| f.kind == KIND_COMMIT)
-                .map_or(0, |i| i + 1);
-            for (frame, _) in &frames[..last_commit] {
-                match frame.kind {
-                    KIND_WRITE => main.write(frame.offset, frame.data)?,
-                    KIND_SET_LEN => main.set_len(frame.offset)?,
-                    _ => recovery.commits += 1,
+            // Frames count only up to the last commit mark: those of a commit cut short
+            // are held back until its mark, and dropped without one.
+            let mut uncommitted = Vec::new();
+            let mut at = HEADER_LEN;
+            while let Some((frame, next)) = read_frame(&log, at, len, found)? {
+                at = next;
+                if frame.kind != KIND_COMMIT {
+                    uncommitted.push(frame);
+                    continue;
                 }
+                for frame in uncommitted.drain(..) {
+                    match frame.kind {
+                        KIND_WRITE => main.write(frame.offset, &frame.data)?,
+                        _ => main.set_len(frame.offset)?,
+                    }
+                    recovery.frames += 1;
+                }
+                recovery.commits += 1;
                 recovery.frames += 1;
             }
             if recovery.frames > 0 {
                 main.sync_data()?;
             }
         }
-        drop(image);
         let main_len = main.len()?;
         let shared = Arc::new(PageLog {
             file: Box::new(log),

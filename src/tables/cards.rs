@@ -87,7 +87,7 @@ impl Current {
 /// Removes `fingerprint` from every user's set. A full scan, taken only when the
 /// forward record is damaged and so cannot name its owner.
 fn scrub_reverse(tx: &WriteTx, fingerprint: &str) -> Result<()> {
-    let mut index = tx.raw().open_multimap_table(USER_CARDS)?;
+    let mut index = tx.open_multimap_table(USER_CARDS)?;
     let mut owners = Vec::new();
     for entry in index.iter()? {
         let (user, fingerprints) = entry?;
@@ -228,7 +228,7 @@ impl<A: WriteAccess> Cards<'_, A> {
             let (previous_owner, relinked) = match current {
                 Current::Linked(old) if old.user_pubkey == user => (None, true),
                 Current::Linked(old) => {
-                    let mut index = tx.raw().open_multimap_table(USER_CARDS)?;
+                    let mut index = tx.open_multimap_table(USER_CARDS)?;
                     index.remove(old.user_pubkey.as_str(), fingerprint)?;
                     (Some(old.user_pubkey), false)
                 }
@@ -238,7 +238,7 @@ impl<A: WriteAccess> Cards<'_, A> {
                 }
                 Current::Absent => (None, false),
             };
-            let mut index = tx.raw().open_multimap_table(USER_CARDS)?;
+            let mut index = tx.open_multimap_table(USER_CARDS)?;
             index.insert(user, fingerprint)?;
             Ok(LinkOutcome {
                 mapping,
@@ -273,7 +273,7 @@ impl<A: WriteAccess> Cards<'_, A> {
             };
             match current {
                 Current::Linked(old) => {
-                    let mut index = tx.raw().open_multimap_table(USER_CARDS)?;
+                    let mut index = tx.open_multimap_table(USER_CARDS)?;
                     index.remove(old.user_pubkey.as_str(), fingerprint)?;
                     Ok(Some(old))
                 }

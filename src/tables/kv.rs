@@ -281,7 +281,7 @@ impl<A: WriteAccess> Kv<'_, A> {
         limits::check_namespace("namespace", ns)?;
         self.src.with_writer(|tx| {
             let doomed: Vec<String> = {
-                let table = tx.raw().open_table(KV.def)?;
+                let table = tx.open_table(KV.def)?;
                 let mut doomed = Vec::new();
                 for item in redb::ReadableTable::range(&table, (ns, prefix)..)? {
                     let (k, _) = item?;

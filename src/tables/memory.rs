@@ -145,7 +145,7 @@ impl<A: WriteAccess> WorkingMemory<'_, A> {
 /// Returns how many live keys were removed. The caller has checked `exec`.
 pub(crate) fn delete_all(tx: &WriteTx, exec: &str) -> Result<usize> {
     let all: Vec<String> = {
-        let table = tx.raw().open_table(WORKING_MEMORY.def)?;
+        let table = tx.open_table(WORKING_MEMORY.def)?;
         let mut all = Vec::new();
         for item in redb::ReadableTable::range(&table, (exec, "")..)? {
             let (k, _) = item?;

@@ -109,7 +109,7 @@ fn entry(user: &str, seq: u64, stored: &Stored) -> Result<PendingEntry> {
 
 /// Every stored seq of the user (live or expired), oldest first. Reads keys only.
 fn stored_seqs(tx: &WriteTx, user: &str) -> Result<Vec<u64>> {
-    let table = tx.raw().open_table(PENDING.def)?;
+    let table = tx.open_table(PENDING.def)?;
     let mut seqs = Vec::new();
     for item in ReadableTable::range(&table, (user, 0u64)..=(user, u64::MAX))? {
         seqs.push(item?.0.value().1);
@@ -312,7 +312,7 @@ impl<A: WriteAccess> Pending<'_, A> {
 
 /// Hands out the user's next seq and advances the counter.
 fn take_seq(tx: &WriteTx, user: &str) -> Result<u64> {
-    let mut seqs = tx.raw().open_table(PENDING_SEQ)?;
+    let mut seqs = tx.open_table(PENDING_SEQ)?;
     let seq = seqs.get(user)?.map_or(FIRST_SEQ, |g| g.value());
     let next = seq
         .checked_add(1)

@@ -40,6 +40,42 @@ impl Stored {
     }
 }
 
+/// Verifies raw record bytes found under `key` of `table` (a record bound to another
+/// place, or damaged, is [`Error::Corrupt`]).
+pub(crate) fn verify<'b, K: KeyShape>(
+    table: &RecordTable<K>,
+    key: &K::SelfType<'_>,
+    bytes: &'b [u8],
+) -> Result<envelope::Envelope<'b>> {
+    let key_bytes = <K as redb::Value>::as_bytes(key);
+    let found_at = envelope::Binding {
+        table: table.name,
+        key: key_bytes.as_ref(),
+    };
+    envelope::decode(bytes, found_at).map_err(|e| Error::Corrupt {
+        table: table.name,
+        key: K::show(key),
+        reason: e.to_string(),
+    })
+}
+
+/// The envelope of a record written now under `key` of `table`.
+pub(crate) fn encode<K: KeyShape>(
+    table: &RecordTable<K>,
+    key: &K::SelfType<'_>,
+    format: u8,
+    version: u64,
+    expires_at_ms: Option<u64>,
+    payload: &[u8],
+) -> Vec<u8> {
+    let key_bytes = <K as redb::Value>::as_bytes(key);
+    let bound_to = envelope::Binding {
+        table: table.name,
+        key: key_bytes.as_ref(),
+    };
+    envelope::encode(format, version, expires_at_ms, Some(bound_to), payload)
+}
+
 /// Decodes raw record bytes; `None` when expired at `now`.
 pub(crate) fn decode_live<K: KeyShape>(
     table: &RecordTable<K>,
@@ -47,11 +83,7 @@ pub(crate) fn decode_live<K: KeyShape>(
     bytes: &[u8],
     now: u64,
 ) -> Result<Option<Stored>> {
-    let env = envelope::decode(bytes).map_err(|e| Error::Corrupt {
-        table: table.name,
-        key: K::show(key),
-        reason: e.to_string(),
-    })?;
+    let env = verify(table, key, bytes)?;
     if env.header.is_expired(now) {
         return Ok(None);
     }
@@ -121,11 +153,11 @@ impl<'t, 'k, K: KeyShape> Slot<'t, 'k, K> {
         table: RecordTable<K>,
         key: K::SelfType<'k>,
     ) -> Result<Lenient<'t, 'k, K>> {
-        let opened = tx.raw().open_table(table.def)?;
+        let opened = tx.open_table(table.def)?;
         let mut damage = None;
         let mut present = false;
         let (stored_expiry, live) = match opened.get(&key)? {
-            Some(guard) => match envelope::decode(guard.value()) {
+            Some(guard) => match verify(&table, &key, guard.value()) {
                 Ok(env) => {
                     present = true;
                     let live = (!env.header.is_expired(tx.now_ms())).then(|| Stored {
@@ -138,11 +170,7 @@ impl<'t, 'k, K: KeyShape> Slot<'t, 'k, K> {
                 }
                 Err(e) => {
                     present = true;
-                    damage = Some(Error::Corrupt {
-                        table: table.name,
-                        key: K::show(&key),
-                        reason: e.to_string(),
-                    });
+                    damage = Some(e);
                     let expiry = envelope::peek_header(guard.value())
                         .ok()
                         .and_then(|h| h.expires_at_ms);
@@ -202,7 +230,14 @@ impl<'t, 'k, K: KeyShape> Slot<'t, 'k, K> {
     ) -> Result<u64> {
         limits::check_value_len("value", payload.len())?;
         let version = self.next_version();
-        let bytes = envelope::encode(format, version, expires_at_ms, payload);
+        let bytes = encode(
+            &self.table,
+            &self.key,
+            format,
+            version,
+            expires_at_ms,
+            payload,
+        );
         self.opened.insert(&self.key, bytes.as_slice())?;
         self.move_expiry(expires_at_ms)?;
         Ok(version)

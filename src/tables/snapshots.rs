@@ -299,7 +299,7 @@ impl<A: WriteAccess> Snapshots<'_, A> {
                 codec::to_postcard("execution snapshot", snapshot)?
             };
             let version = slot.put(envelope::FORMAT_POSTCARD, &payload, None)?;
-            let mut index = tx.raw().open_multimap_table(SNAPSHOTS_BY_TENANT)?;
+            let mut index = tx.open_multimap_table(SNAPSHOTS_BY_TENANT)?;
             if let Some(previous) = previous_tenant {
                 if previous != snapshot.tenant_id {
                     index.remove(previous.as_str(), exec)?;
@@ -364,7 +364,7 @@ fn delete_snapshot(tx: &WriteTx, exec: &str) -> Result<bool> {
         }
         Err(e) => return Err(e),
     };
-    let mut index = tx.raw().open_multimap_table(SNAPSHOTS_BY_TENANT)?;
+    let mut index = tx.open_multimap_table(SNAPSHOTS_BY_TENANT)?;
     let tenants = match owner {
         Owner::Tenant(tenant) => vec![tenant],
         Owner::Nobody => Vec::new(),
@@ -397,7 +397,7 @@ mod tests {
     fn plant(store: &Store, exec: &str, tenant: &str, bytes: &[u8]) {
         store
             .write(|tx| {
-                tx.raw().open_table(SNAPSHOTS.def)?.insert(exec, bytes)?;
+                tx.open_table(SNAPSHOTS.def)?.insert(exec, bytes)?;
                 tx.raw()
                     .open_multimap_table(SNAPSHOTS_BY_TENANT)?
                     .insert(tenant, exec)?;
@@ -421,6 +421,7 @@ mod tests {
         let bad_body = crate::codec::envelope::encode(
             crate::codec::envelope::FORMAT_POSTCARD,
             1,
+            None,
             None,
             b"\xff\xff",
         );

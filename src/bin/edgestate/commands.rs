@@ -127,28 +127,40 @@ pub(crate) fn dump(path: &Path, out_path: Option<&Path>) -> Result<(), Failure> 
 
 pub(crate) fn verify(path: &Path, json: bool) -> Result<(), Failure> {
     let store = open_existing(path)?;
-    let intact = store
-        .check_integrity()
-        .map_err(|e| store_failure(path, &e))?;
-    let mut progress = Progress::new("verify", record_total(&store));
-    let records = store.dump(&mut std::io::sink(), &mut |n| progress.update(n));
-    progress.finish();
-    let (records, problem) = match records {
-        Ok(n) => (n, None),
-        Err(e) => (0, Some(sentence(&e))),
-    };
-    let problem = match (intact, problem) {
-        (_, Some(p)) => Some(p),
-        (false, None) => Some("page checksums failed; redb repaired what it could".to_owned()),
-        (true, None) => None,
-    };
+    // Every record's checksum (and every page redb reaches) first: a failed page check
+    // makes redb discard its allocator state until the file is reopened.
+    let report = store.verify().map_err(|e| store_failure(path, &e))?;
+    let pages = store.check_integrity();
+    let mut problems: Vec<String> = report.engine_damage.clone();
+    if report.damaged_records > 0 {
+        problems.push(format!(
+            "{} damaged record(s), the first: {}",
+            report.damaged_records,
+            report.damaged.first().map_or("", String::as_str)
+        ));
+    }
+    match pages {
+        Ok(true) => {}
+        Ok(false) => problems.push("page checksums failed; redb repaired what it could".into()),
+        Err(e) => problems.push(sentence(&e)),
+    }
+    let problem = (!problems.is_empty()).then(|| problems.join("; "));
     if json {
         print_json(
-            &serde_json::json!({ "ok": problem.is_none(), "records": records, "problem": problem }),
+            &serde_json::json!({
+                "ok": problem.is_none(),
+                "entries_checked": report.entries_checked,
+                "damaged_records": report.damaged_records,
+                "problem": problem,
+            }),
             true,
         )?;
     } else if problem.is_none() {
-        println!("{}: intact ({records} records checked)", path.display());
+        println!(
+            "{}: intact ({} records and index entries checked)",
+            path.display(),
+            report.entries_checked
+        );
     }
     match problem {
         None => Ok(()),

@@ -60,7 +60,10 @@ pub(crate) fn store_failure(path: &Path, e: &Error) -> Failure {
         Error::NotAStore { .. } | Error::SchemaTooNew { .. } | Error::SchemaTooOld { .. } => {
             Failure::new(EXIT_DAMAGED, sentence(e))
         }
-        Error::Corrupt { .. } | Error::Decode { .. } => Failure::new(
+        Error::Corrupt { .. }
+        | Error::Decode { .. }
+        | Error::Damaged { .. }
+        | Error::Storage(redb::Error::Corrupted(_)) => Failure::new(
             EXIT_DAMAGED,
             format!("{} is damaged: {}", path.display(), sentence(e)),
         ),
