@@ -12,15 +12,33 @@ use crate::config::StoreConfig;
 use crate::error::{Error, Result};
 use crate::schema::Table;
 
+/// Longest table name [`using_table`] keeps (every edgestate table's name fits).
+const NAME_CAPACITY: usize = 32;
+
 thread_local! {
-    /// The table edgestate last opened on this thread, to name it when the storage engine
-    /// fails on a damaged page (redb's own messages do not say which table).
-    static TABLE_IN_USE: Cell<Option<Table>> = const { Cell::new(None) };
+    /// The name of the table edgestate last opened on this thread, to name it when the
+    /// storage engine fails on a damaged page (redb's own messages do not say which
+    /// table). A plain copy of its bytes: this runs on every table open, and the name is
+    /// only looked up when something failed.
+    static TABLE_IN_USE: Cell<([u8; NAME_CAPACITY], usize)> =
+        const { Cell::new(([0; NAME_CAPACITY], 0)) };
 }
 
 /// Notes that table code is about to work on the table `name`.
 pub(crate) fn using_table(name: &str) {
-    TABLE_IN_USE.with(|t| t.set(Table::from_name(name)));
+    let bytes = name.as_bytes();
+    let mut copy = [0; NAME_CAPACITY];
+    let len = bytes.len().min(NAME_CAPACITY);
+    copy[..len].copy_from_slice(&bytes[..len]);
+    TABLE_IN_USE.with(|t| t.set((copy, len)));
+}
+
+/// The table last noted by [`using_table`] on this thread, if it is one of edgestate's.
+fn table_in_use() -> Option<Table> {
+    let (bytes, len) = TABLE_IN_USE.with(Cell::get);
+    std::str::from_utf8(&bytes[..len])
+        .ok()
+        .and_then(Table::from_name)
 }
 
 /// Damage the storage engine met in a transaction: the table it was working on and what
@@ -218,7 +236,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// (never a caller's closure), so a panic is the storage engine's. Under
 /// `panic = "abort"` nothing can be caught.
 fn contain<R>(slot: &Mutex<Option<EngineDamage>>, f: impl FnOnce() -> Result<R>) -> Result<R> {
-    TABLE_IN_USE.with(|t| t.set(None));
+    TABLE_IN_USE.with(|t| t.set(([0; NAME_CAPACITY], 0)));
     let reason = match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Err(Error::Storage(redb::Error::Corrupted(message)))) => {
             format!("redb found damaged data: {message}")
@@ -229,9 +247,7 @@ fn contain<R>(slot: &Mutex<Option<EngineDamage>>, f: impl FnOnce() -> Result<R>)
             panic_message(panic.as_ref())
         ),
     };
-    let table = TABLE_IN_USE
-        .with(Cell::get)
-        .map_or("(storage engine)", Table::name);
+    let table = table_in_use().map_or("(storage engine)", Table::name);
     let damage = EngineDamage { table, reason };
     let error = damage.to_error();
     slot.lock().get_or_insert(damage);
