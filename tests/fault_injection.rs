@@ -5,8 +5,14 @@
 //! the acknowledged state, or that state plus the one in-flight operation whose commit
 //! failed ("outcome unknown", DESIGN 5a).
 //!
-//! Size: `EDGESTATE_FAULT_POINTS` injection points per fault kind (default 60; `0` means
-//! every call), `EDGESTATE_FAULT_OPS` workload steps (default 40), `EDGESTATE_FAULT_SEED`.
+//! The self-healing setup (`with_self_healing_...`) opens through a backend factory
+//! instead, so the store reopens itself after the fault: the workload goes on on the same
+//! handle, each uncertain commit is resolved by observing the store, and at the end a
+//! plain open of the file must show exactly the model's state.
+//!
+//! Size: `EDGESTATE_FAULT_POINTS` injection points per fault kind (default 60, a quarter
+//! of that with self-healing; `0` means every call), `EDGESTATE_FAULT_OPS` workload steps
+//! (default 40), `EDGESTATE_FAULT_SEED`.
 //! `cargo test --release --test fault_injection -- --nocapture` prints the figures.
 
 mod common;
@@ -16,6 +22,7 @@ mod store_model;
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::faulty_backend::{Fault, FaultState, FaultyBackend};
@@ -50,6 +57,7 @@ fn variant(e: &Error) -> &'static str {
         Error::NotAStore { .. } => "NotAStore",
         Error::Corrupt { .. } => "Corrupt",
         Error::Closed => "Closed",
+        Error::ReopenFailed { .. } => "ReopenFailed",
         _ => "other",
     }
 }
@@ -502,4 +510,361 @@ fn io_failures_with_quick_repair() {
     };
     let budget = common::env_u64("EDGESTATE_FAULT_POINTS", 60) / 2;
     sweep_faults(&config, budget, seed() ^ 0x2FC);
+}
+
+// --- With self-healing -------------------------------------------------------------------
+//
+// The same workload on a store opened with `open_with_backend_factory`: every backend the
+// factory makes wraps the same file and shares one fault plan, so the fault fires once
+// (or, for a full disk, fails every call for a while and then clears by itself), and the
+// store reopens its storage on its own. Nobody calls `reopen`: the workload goes on on the
+// same handle after the faulted op.
+
+/// The handle of a store on the faulty file that heals itself through a factory.
+fn open_healing(path: &Path, state: &Arc<FaultState>, clock: &ManualClock) -> Result<Store, Error> {
+    let (path, state) = (path.to_owned(), Arc::clone(state));
+    store_model::builder(clock)
+        .open_with_backend_factory(move || FaultyBackend::open(&path, Arc::clone(&state)))
+}
+
+/// An op of the workload that goes to the store (a write, not a clock move).
+fn is_write(op: &Op) -> bool {
+    !matches!(op, Op::Advance { .. } | Op::Rewind { .. })
+}
+
+/// What one self-healing trial saw.
+#[derive(Debug, Default)]
+struct HealReport {
+    fired: bool,
+    /// Opens that failed (the fault hit the first open) before one succeeded.
+    open_failures: u64,
+    /// Variant of every I/O error an op returned.
+    variants: Vec<&'static str>,
+    /// Ops whose commit failed (outcome unknown), and how many of them had landed.
+    uncertain: u64,
+    uncertain_landed: u64,
+    /// Probe reads that failed while the disk was still failing, by error variant.
+    probes_failed: BTreeMap<&'static str, u64>,
+    /// Ops that failed after the fault was over, because the store learnt one op late
+    /// that it had to reopen (see `run_heal_trial`).
+    late_heals: u64,
+    /// The fault hit `close`.
+    close_failed: bool,
+    /// Writes acknowledged after the first failure, without anyone reopening.
+    writes_after_heal: u64,
+    /// Writes acknowledged (`Ok`) in the whole run, all checked after a plain reopen.
+    acknowledged: u64,
+    recoveries: u64,
+    recovery_failures: u64,
+}
+
+/// Reads `stats()` until it works (the read heals the store once the disk works again):
+/// an error is allowed only while the fault lasts.
+fn wait_healthy(store: &Store, state: &FaultState, report: &mut HealReport) -> Result<(), String> {
+    for _ in 0..200 {
+        let over = state.is_over();
+        match store.stats() {
+            Ok(_) => return Ok(()),
+            Err(e) if !is_io_kind(&e) && !matches!(e, Error::ReopenFailed { .. }) => {
+                return Err(format!("read after a failure: wrong error {e:?}"))
+            }
+            Err(e) if over => {
+                return Err(format!(
+                    "read after the fault cleared still fails (no healing): {e:?}"
+                ))
+            }
+            Err(e) => *report.probes_failed.entry(variant(&e)).or_default() += 1,
+        }
+    }
+    Err("the store never became readable again".into())
+}
+
+/// How a trial reports that the file, reopened plainly, differs from the model.
+const LOST: &str = "after a plain reopen the file differs from the acknowledged state";
+
+/// Runs `ops` on a copy of `template` with `fault` injected, on a store that heals
+/// itself; checks every outcome, resolves each uncertain commit by observation, and at
+/// the end compares a plain reopen of the file with the model.
+fn run_heal_trial(template: &Path, ops: &[Op], fault: Fault) -> Result<HealReport, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let path = dir.path().join("store.edgestate");
+    std::fs::copy(template, &path).map_err(|e| e.to_string())?;
+    let clock = ManualClock::new(T0_MS);
+    let state = FaultState::new(fault);
+    let mut report = HealReport::default();
+
+    // A fault during the first open fails it with a typed error; the application opens
+    // again, as it would at startup.
+    let store = loop {
+        match open_healing(&path, &state, &clock) {
+            Ok(store) => break store,
+            Err(e) if is_io_kind(&e) && report.open_failures < 200 => report.open_failures += 1,
+            Err(e) => return Err(format!("open: {e:?}")),
+        }
+    };
+
+    let mut model = Model::new();
+    let mut failed = false;
+    let mut needed_reopen = false;
+    // The last failure was an error that does not say `needs_reopen()` (ops that only
+    // read, such as `get_or_init` of an existing context, may succeed after it).
+    let mut unflagged = false;
+    for (i, op) in ops.iter().enumerate() {
+        let over = state.is_over();
+        let got = step(&store, &clock, op);
+        let mut next = model.clone();
+        let want = next.apply(op);
+        let Some((v, needs_reopen)) = io_failure(&got) else {
+            if got != want {
+                return Err(format!(
+                    "op {i} {op:?}: outcome {got:?}, the model says {want:?}"
+                ));
+            }
+            model = next;
+            if is_write(op) && !matches!(got, Outcome::Err(_) | Outcome::Aborted(_)) {
+                report.acknowledged += 1;
+                report.writes_after_heal += u64::from(failed);
+            }
+            continue;
+        };
+        // Once the fault is over (fired, or its window passed) the store must heal itself
+        // and every op must work. One exception is tolerated and counted: an I/O error
+        // inside a transaction (not at begin or commit) latches redb but is returned as a
+        // plain `Storage` error, so the store does not know it must reopen; the next write
+        // then fails with `needs_reopen()` and the one after it heals.
+        if over {
+            if unflagged && needs_reopen && v == "Storage" {
+                report.late_heals += 1;
+            } else {
+                return Err(format!(
+                    "op {i} {op:?} failed after the fault cleared (no healing): {got:?}"
+                ));
+            }
+        }
+        unflagged = !needs_reopen && v != "ReopenFailed";
+        failed = true;
+        needed_reopen |= needs_reopen;
+        report.variants.push(v);
+        wait_healthy(&store, &state, &mut report)?;
+        // Resolve the op by observation: rolled back, or (only after a failed commit,
+        // whose outcome is unknown) applied whole.
+        let found = observe(&store);
+        let before = observation_diff(&found, &model.observe());
+        if v == "CommitOutcomeUnknown" {
+            report.uncertain += 1;
+            if before.is_some() {
+                if let Some(d) = observation_diff(&found, &next.observe()) {
+                    return Err(format!(
+                        "op {i} {op:?}: after a failed commit the store is neither without \
+                         the op ({}) nor with it ({d})",
+                        before.unwrap_or_default()
+                    ));
+                }
+                report.uncertain_landed += 1;
+                model = next;
+            }
+        } else if let Some(d) = before {
+            return Err(format!(
+                "op {i} {op:?} failed with {v} but was not rolled back: {d}"
+            ));
+        }
+    }
+    let stats = store
+        .stats()
+        .map_err(|e| format!("stats at the end: {e:?}"))?;
+    report.recoveries = stats.recoveries;
+    report.recovery_failures = stats.recovery_failures;
+    if needed_reopen && stats.recoveries == 0 {
+        return Err("an error latched the store, yet it never reopened itself".into());
+    }
+    if let Some(d) = observation_diff(&observe(&store), &model.observe()) {
+        return Err(format!("at the end of the workload: {d}"));
+    }
+    // The fault may also hit the close (its final sync): a typed error, nothing lost.
+    let over = state.is_over();
+    match store.close() {
+        Ok(()) => {}
+        Err(e) if !over && is_io_kind(&e) => report.close_failed = true,
+        Err(e) => return Err(format!("close: {e:?}")),
+    }
+    report.fired = state.has_fired();
+
+    // A plain, verified open of the file shows exactly the model's state.
+    let reopened = store_model::builder(&clock)
+        .open(&path)
+        .map_err(|e| format!("plain open at the end: {e:?}"))?;
+    match reopened.check_integrity() {
+        Ok(true) => {}
+        other => return Err(format!("check_integrity at the end: {other:?}")),
+    }
+    if let Some(d) = observation_diff(&observe(&reopened), &model.observe()) {
+        return Err(format!("{LOST}: {d}"));
+    }
+    reopened
+        .close()
+        .map_err(|e| format!("close after the plain open: {e:?}"))?;
+    Ok(report)
+}
+
+#[derive(Default)]
+struct HealTally {
+    trials: u64,
+    fired: u64,
+    open_failures: u64,
+    failed_ops: u64,
+    variants: BTreeMap<&'static str, u64>,
+    uncertain: u64,
+    uncertain_landed: u64,
+    probes_failed: BTreeMap<&'static str, u64>,
+    late_heals: u64,
+    closes_failed: u64,
+    recoveries: u64,
+    recovery_failures: u64,
+    writes_after_heal: u64,
+    acknowledged: u64,
+}
+
+/// The full-disk windows (in I/O calls): one call, a few, and long enough that the next
+/// calls' reopen attempts fail too before the disk comes back.
+const FULL_DISK_CALLS: [u64; 3] = [1, 5, 12];
+
+#[test]
+fn with_self_healing_the_workload_goes_on_and_nothing_acknowledged_is_lost() {
+    let label = "self-healing";
+    common::record_panics();
+    let budget = common::env_u64("EDGESTATE_FAULT_POINTS", 60) / 4;
+    let budget = if budget == 0 { u64::MAX } else { budget };
+    let op_count = common::env_u64("EDGESTATE_FAULT_OPS", 40) as usize;
+    let seed = seed() ^ 0x4EA1;
+    let ops = workload(seed, op_count);
+
+    let work = tempfile::tempdir().expect("tempdir");
+    let template = make_template(work.path());
+
+    // Dry run through the factory: count the I/O calls and check the model.
+    let counting = FaultState::new(Fault::None);
+    {
+        let clock = ManualClock::new(T0_MS);
+        let dry = work.path().join("dry.edgestate");
+        std::fs::copy(&template, &dry).expect("copy");
+        let store = open_healing(&dry, &counting, &clock).expect("open dry run");
+        let mut model = Model::new();
+        for (i, op) in ops.iter().enumerate() {
+            let got = step(&store, &clock, op);
+            assert_eq!(got, model.apply(op), "dry run, op {i}: {op:?}");
+        }
+        if let Some(d) = observation_diff(&observe(&store), &model.observe()) {
+            panic!("dry run: the store differs from the model {d}");
+        }
+        store.close().expect("close dry run");
+    }
+    let (calls, writes, syncs, reads) = counting.counts();
+    println!(
+        "[{label}] workload: {} ops, seed {seed:#x}: {calls} I/O calls ({writes} writes, \
+         {syncs} syncs, {reads} reads)",
+        ops.len(),
+    );
+
+    let mut plan: Vec<Fault> = Vec::new();
+    plan.extend(
+        common::spread(writes, budget)
+            .into_iter()
+            .map(Fault::FailWrite),
+    );
+    plan.extend(
+        common::spread(writes, budget)
+            .into_iter()
+            .map(Fault::TornWrite),
+    );
+    plan.extend(
+        common::spread(syncs, budget)
+            .into_iter()
+            .map(Fault::FailSync),
+    );
+    plan.extend(
+        common::spread(calls, budget)
+            .into_iter()
+            .enumerate()
+            .map(|(i, at)| Fault::FailFor {
+                at,
+                calls: FULL_DISK_CALLS[i % FULL_DISK_CALLS.len()],
+            }),
+    );
+
+    let mut tally = HealTally::default();
+    let mut failures: Vec<String> = Vec::new();
+    let mut panicked: Vec<String> = Vec::new();
+    for fault in plan {
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            run_heal_trial(&template, &ops, fault.clone())
+        }));
+        tally.trials += 1;
+        match outcome {
+            Ok(Ok(r)) => {
+                tally.fired += u64::from(r.fired);
+                tally.open_failures += r.open_failures;
+                tally.failed_ops += r.variants.len() as u64;
+                for v in r.variants {
+                    *tally.variants.entry(v).or_default() += 1;
+                }
+                tally.uncertain += r.uncertain;
+                tally.uncertain_landed += r.uncertain_landed;
+                for (v, n) in r.probes_failed {
+                    *tally.probes_failed.entry(v).or_default() += n;
+                }
+                tally.late_heals += r.late_heals;
+                tally.closes_failed += u64::from(r.close_failed);
+                tally.recoveries += r.recoveries;
+                tally.recovery_failures += r.recovery_failures;
+                tally.writes_after_heal += r.writes_after_heal;
+                tally.acknowledged += r.acknowledged;
+            }
+            Ok(Err(msg)) => failures.push(format!("{fault:?}: {msg}")),
+            Err(_) => panicked.push(format!("{fault:?}: {:?}", common::take_panics())),
+        }
+    }
+    let lost = failures.iter().filter(|f| f.contains(LOST)).count();
+    println!(
+        "[{label}] fault injection: {} injection points, {} faults fired, {} opens failed, \
+         {} closes failed; {} ops failed, error variants {:?}; failed commits (outcome \
+         unknown): {} (landed: {}); probe reads refused while the disk was failing: {:?}; \
+         recoveries: {} ({} failed reopen attempts); ops failed after the fault was over \
+         (healed one op late): {}; writes accepted after healing: {}; acknowledged writes \
+         checked after a plain reopen: {} (trials losing any: {lost}); panics: {}, wrong \
+         outcomes: {}",
+        tally.trials,
+        tally.fired,
+        tally.open_failures,
+        tally.closes_failed,
+        tally.failed_ops,
+        tally.variants,
+        tally.uncertain,
+        tally.uncertain_landed,
+        tally.probes_failed,
+        tally.recoveries,
+        tally.recovery_failures,
+        tally.late_heals,
+        tally.writes_after_heal,
+        tally.acknowledged,
+        panicked.len(),
+        failures.len(),
+    );
+    assert!(
+        panicked.is_empty(),
+        "[{label}] panics under injected faults:\n{}",
+        panicked.join("\n")
+    );
+    assert!(
+        failures.is_empty(),
+        "[{label}] wrong outcomes:\n{}",
+        failures.join("\n")
+    );
+    assert!(
+        tally.fired > 0,
+        "[{label}] no fault ever fired: the plan is wrong"
+    );
+    assert!(
+        tally.recoveries > 0,
+        "[{label}] the store never healed itself"
+    );
 }

@@ -30,6 +30,14 @@ pub enum Fault {
     CrashAt(u64),
     /// The `n`th `write` is torn, and every I/O call after it fails: a crash mid-write.
     TornCrash(u64),
+    /// Every I/O call (any kind) numbered `at..at + calls` fails, then the disk works
+    /// again by itself: a full disk that is cleaned up while the store keeps running.
+    FailFor {
+        /// First failing call.
+        at: u64,
+        /// How many calls fail.
+        calls: u64,
+    },
     /// Every `read` whose buffer contains `needle` gets the byte at `needle_offset` within
     /// the needle inverted: damage that appears after the file was verified.
     FlipOnRead {
@@ -91,6 +99,19 @@ impl FaultState {
         self.fired.store(false, Ordering::SeqCst);
     }
 
+    /// Whether the fault is behind us: a one-shot fault has fired, or every call of a
+    /// [`Fault::FailFor`] window has been made. `false` for `None`, `CrashAt`, `TornCrash`
+    /// and `FlipOnRead`, which never end by themselves.
+    pub fn is_over(&self) -> bool {
+        match self.fault() {
+            Fault::FailWrite(_) | Fault::TornWrite(_) | Fault::FailSync(_) => self.has_fired(),
+            Fault::FailFor { at, calls } => {
+                self.calls.load(Ordering::SeqCst) >= at.saturating_add(calls)
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the injected fault has happened.
     pub fn has_fired(&self) -> bool {
         self.fired.load(Ordering::SeqCst)
@@ -112,14 +133,18 @@ impl FaultState {
         if self.dead.load(Ordering::SeqCst) {
             return Err(injected("call after the crash point"));
         }
-        if let Fault::CrashAt(at) = self.fault() {
-            if n >= at {
+        match self.fault() {
+            Fault::CrashAt(at) if n >= at => {
                 self.fired.store(true, Ordering::SeqCst);
                 self.dead.store(true, Ordering::SeqCst);
-                return Err(injected("crash point"));
+                Err(injected("crash point"))
             }
+            Fault::FailFor { at, calls } if n >= at && n - at < calls => {
+                self.fired.store(true, Ordering::SeqCst);
+                Err(injected("disk full"))
+            }
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 

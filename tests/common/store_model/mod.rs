@@ -114,7 +114,8 @@ pub enum ErrKind {
         key: String,
     },
     /// An I/O failure: never expected, except under fault injection. `variant` names the
-    /// error (`Storage`, `CommitOutcomeUnknown`, `Io`).
+    /// error (`Storage`, `CommitOutcomeUnknown`, `Io`, or `ReopenFailed` when the store
+    /// could not heal itself yet).
     Storage {
         variant: &'static str,
         needs_reopen: bool,
@@ -159,17 +160,19 @@ impl From<Error> for ErrKind {
             },
             Error::SessionRefused { user, reason } => ErrKind::SessionRefused { user, reason },
             Error::Decode { table, key, .. } => ErrKind::Decode { table, key },
-            Error::Storage(_) | Error::CommitOutcomeUnknown(_) | Error::Io { .. } => {
-                ErrKind::Storage {
-                    variant: match e {
-                        Error::Storage(_) => "Storage",
-                        Error::CommitOutcomeUnknown(_) => "CommitOutcomeUnknown",
-                        _ => "Io",
-                    },
-                    needs_reopen: e.needs_reopen(),
-                    message: e.to_string(),
-                }
-            }
+            Error::Storage(_)
+            | Error::CommitOutcomeUnknown(_)
+            | Error::Io { .. }
+            | Error::ReopenFailed { .. } => ErrKind::Storage {
+                variant: match e {
+                    Error::Storage(_) => "Storage",
+                    Error::CommitOutcomeUnknown(_) => "CommitOutcomeUnknown",
+                    Error::ReopenFailed { .. } => "ReopenFailed",
+                    _ => "Io",
+                },
+                needs_reopen: e.needs_reopen(),
+                message: e.to_string(),
+            },
             other => ErrKind::Other(other.to_string()),
         }
     }
