@@ -4,6 +4,7 @@
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -69,6 +70,9 @@ pub struct WriteTx {
     /// Set when the storage engine failed on damaged data inside this transaction: it
     /// must not commit.
     engine_damage: Mutex<Option<EngineDamage>>,
+    /// Set when table code met an I/O error of the storage: redb then refuses writes
+    /// until the file is reopened.
+    storage_failed: AtomicBool,
 }
 
 impl std::fmt::Debug for WriteTx {
@@ -86,6 +90,7 @@ impl WriteTx {
             now_ms,
             config,
             engine_damage: Mutex::new(None),
+            storage_failed: AtomicBool::new(false),
         }
     }
 
@@ -148,12 +153,17 @@ impl WriteTx {
     /// panic inside redb, or redb reporting its file corrupted) into [`Error::Corrupt`]
     /// naming the table; the transaction can then only roll back.
     pub(crate) fn contain<R>(&self, f: impl FnOnce() -> Result<R>) -> Result<R> {
-        contain(&self.engine_damage, f)
+        contain(&self.engine_damage, &self.storage_failed, f)
     }
 
     /// The damage the storage engine met inside this transaction, if any.
     pub(crate) fn engine_damage(&self) -> Option<EngineDamage> {
         self.engine_damage.lock().clone()
+    }
+
+    /// Whether table code met an I/O error of the storage in this transaction.
+    pub(crate) fn storage_failed(&self) -> bool {
+        self.storage_failed.load(Ordering::SeqCst)
     }
 
     pub(crate) fn abort(self) {
@@ -170,6 +180,8 @@ pub struct ReadTx {
     config: Arc<StoreConfig>,
     /// Set when the storage engine failed on damaged data inside this snapshot.
     engine_damage: Mutex<Option<EngineDamage>>,
+    /// Set when table code met an I/O error of the storage.
+    storage_failed: AtomicBool,
 }
 
 impl std::fmt::Debug for ReadTx {
@@ -187,6 +199,7 @@ impl ReadTx {
             now_ms,
             config,
             engine_damage: Mutex::new(None),
+            storage_failed: AtomicBool::new(false),
         }
     }
 
@@ -207,12 +220,17 @@ impl ReadTx {
     /// Runs table code, turning a failure of the storage engine on damaged data into
     /// [`Error::Corrupt`] naming the table.
     pub(crate) fn contain<R>(&self, f: impl FnOnce() -> Result<R>) -> Result<R> {
-        contain(&self.engine_damage, f)
+        contain(&self.engine_damage, &self.storage_failed, f)
     }
 
     /// The damage the storage engine met inside this snapshot, if any.
     pub(crate) fn engine_damage(&self) -> Option<EngineDamage> {
         self.engine_damage.lock().clone()
+    }
+
+    /// Whether table code met an I/O error of the storage in this snapshot.
+    pub(crate) fn storage_failed(&self) -> bool {
+        self.storage_failed.load(Ordering::SeqCst)
     }
 }
 
@@ -235,11 +253,23 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// `Error::Corrupt` naming the table in use. Only edgestate's own table code runs here
 /// (never a caller's closure), so a panic is the storage engine's. Under
 /// `panic = "abort"` nothing can be caught.
-fn contain<R>(slot: &Mutex<Option<EngineDamage>>, f: impl FnOnce() -> Result<R>) -> Result<R> {
+fn contain<R>(
+    slot: &Mutex<Option<EngineDamage>>,
+    storage_failed: &AtomicBool,
+    f: impl FnOnce() -> Result<R>,
+) -> Result<R> {
     TABLE_IN_USE.with(|t| t.set(([0; NAME_CAPACITY], 0)));
     let reason = match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Err(Error::Storage(redb::Error::Corrupted(message)))) => {
             format!("redb found damaged data: {message}")
+        }
+        Ok(Err(e)) => {
+            // An I/O error inside a transaction (say, growing the file) latches redb as a
+            // failed commit does; the store must learn it now, not one call later.
+            if matches!(e, Error::Storage(redb::Error::Io(_))) || e.needs_reopen() {
+                storage_failed.store(true, Ordering::SeqCst);
+            }
+            return Err(e);
         }
         Ok(result) => return result,
         Err(panic) => format!(

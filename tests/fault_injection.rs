@@ -545,9 +545,6 @@ struct HealReport {
     uncertain_landed: u64,
     /// Probe reads that failed while the disk was still failing, by error variant.
     probes_failed: BTreeMap<&'static str, u64>,
-    /// Ops that failed after the fault was over, because the store learnt one op late
-    /// that it had to reopen (see `run_heal_trial`).
-    late_heals: u64,
     /// The fault hit `close`.
     close_failed: bool,
     /// Writes acknowledged after the first failure, without anyone reopening.
@@ -606,9 +603,6 @@ fn run_heal_trial(template: &Path, ops: &[Op], fault: Fault) -> Result<HealRepor
     let mut model = Model::new();
     let mut failed = false;
     let mut needed_reopen = false;
-    // The last failure was an error that does not say `needs_reopen()` (ops that only
-    // read, such as `get_or_init` of an existing context, may succeed after it).
-    let mut unflagged = false;
     for (i, op) in ops.iter().enumerate() {
         let over = state.is_over();
         let got = step(&store, &clock, op);
@@ -628,20 +622,13 @@ fn run_heal_trial(template: &Path, ops: &[Op], fault: Fault) -> Result<HealRepor
             continue;
         };
         // Once the fault is over (fired, or its window passed) the store must heal itself
-        // and every op must work. One exception is tolerated and counted: an I/O error
-        // inside a transaction (not at begin or commit) latches redb but is returned as a
-        // plain `Storage` error, so the store does not know it must reopen; the next write
-        // then fails with `needs_reopen()` and the one after it heals.
+        // and every op must work, including after an I/O error met inside a transaction
+        // (not at begin or commit), which latches redb as a failed commit does.
         if over {
-            if unflagged && needs_reopen && v == "Storage" {
-                report.late_heals += 1;
-            } else {
-                return Err(format!(
-                    "op {i} {op:?} failed after the fault cleared (no healing): {got:?}"
-                ));
-            }
+            return Err(format!(
+                "op {i} {op:?} failed after the fault cleared (no healing): {got:?}"
+            ));
         }
-        unflagged = !needs_reopen && v != "ReopenFailed";
         failed = true;
         needed_reopen |= needs_reopen;
         report.variants.push(v);
@@ -716,7 +703,6 @@ struct HealTally {
     uncertain: u64,
     uncertain_landed: u64,
     probes_failed: BTreeMap<&'static str, u64>,
-    late_heals: u64,
     closes_failed: u64,
     recoveries: u64,
     recovery_failures: u64,
@@ -812,7 +798,6 @@ fn with_self_healing_the_workload_goes_on_and_nothing_acknowledged_is_lost() {
                 for (v, n) in r.probes_failed {
                     *tally.probes_failed.entry(v).or_default() += n;
                 }
-                tally.late_heals += r.late_heals;
                 tally.closes_failed += u64::from(r.close_failed);
                 tally.recoveries += r.recoveries;
                 tally.recovery_failures += r.recovery_failures;
@@ -828,8 +813,7 @@ fn with_self_healing_the_workload_goes_on_and_nothing_acknowledged_is_lost() {
         "[{label}] fault injection: {} injection points, {} faults fired, {} opens failed, \
          {} closes failed; {} ops failed, error variants {:?}; failed commits (outcome \
          unknown): {} (landed: {}); probe reads refused while the disk was failing: {:?}; \
-         recoveries: {} ({} failed reopen attempts); ops failed after the fault was over \
-         (healed one op late): {}; writes accepted after healing: {}; acknowledged writes \
+         recoveries: {} ({} failed reopen attempts); writes accepted after healing: {}; acknowledged writes \
          checked after a plain reopen: {} (trials losing any: {lost}); panics: {}, wrong \
          outcomes: {}",
         tally.trials,
@@ -843,7 +827,6 @@ fn with_self_healing_the_workload_goes_on_and_nothing_acknowledged_is_lost() {
         tally.probes_failed,
         tally.recoveries,
         tally.recovery_failures,
-        tally.late_heals,
         tally.writes_after_heal,
         tally.acknowledged,
         panicked.len(),

@@ -109,6 +109,7 @@ impl Inner {
         let mut tx = WriteTx::new(txn, self.clock.now_ms(), Arc::clone(&self.config));
         let outcome = f(&mut tx);
         self.note_engine_damage(tx.engine_damage());
+        self.note_storage_failure(tx.storage_failed());
         match outcome {
             Ok(out) => {
                 ticket.commit(tx, durability).map_err(|e| self.noted(e))?;
@@ -139,6 +140,7 @@ impl Inner {
         let mut tx = WriteTx::new(txn, self.clock.now_ms(), Arc::clone(&self.config));
         let outcome = f(&mut tx);
         self.note_engine_damage(tx.engine_damage());
+        self.note_storage_failure(tx.storage_failed());
         let out = match outcome {
             Ok(out) => out,
             Err(e) => {
@@ -195,6 +197,7 @@ impl Inner {
         let tx = ReadTx::new(txn, self.clock.now_ms(), Arc::clone(&self.config));
         let outcome = f(&tx);
         self.note_engine_damage(tx.engine_damage());
+        self.note_storage_failure(tx.storage_failed());
         outcome
     }
 
@@ -206,6 +209,14 @@ impl Inner {
     fn note_engine_damage(&self, damage: Option<EngineDamage>) {
         if let Some(damage) = damage {
             self.healing.mark_damaged(damage);
+        }
+    }
+
+    /// After table code met an I/O error of the storage (redb latches it as it does a
+    /// failed commit), the next transaction reopens.
+    fn note_storage_failure(&self, failed: bool) {
+        if failed {
+            self.healing.needed.store(true, Ordering::SeqCst);
         }
     }
 
