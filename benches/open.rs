@@ -4,6 +4,10 @@
 //! `posix_fadvise(DONTNEED)` before each open). Each open is timed to the first read of
 //! one record, closed, and repeated; medians are printed with ratios.
 //!
+//! A last case opens a copy of the store's files taken while it was open after durable
+//! writes: what a restart after kill -9 or a power cut finds (page log replay and redb's
+//! recovery, which walks the whole file).
+//!
 //! `cargo bench --bench open` builds 1 GiB stores (about a minute) in a temporary
 //! directory under `target/`. Settings: `EDGESTATE_OPEN_MB` (size, default 1024),
 //! `EDGESTATE_OPEN_RUNS` (opens per case, default 7), `EDGESTATE_BENCH_DIR` (where the
@@ -123,6 +127,8 @@ fn build_sqlite(path: &Path, records: usize) -> Res<()> {
 enum Peer {
     Edgestate,
     EdgestateVerified,
+    /// edgestate opening the files of a store that was never closed.
+    EdgestateAfterCrash,
     Redb,
     Sqlite,
 }
@@ -132,6 +138,7 @@ impl Peer {
         match self {
             Peer::Edgestate => "edgestate (default open)",
             Peer::EdgestateVerified => "edgestate verify_on_open(true)",
+            Peer::EdgestateAfterCrash => "edgestate after kill -9",
             Peer::Redb => "raw redb 4.6",
             Peer::Sqlite => "SQLite (WAL)",
         }
@@ -143,7 +150,7 @@ impl Peer {
         let k = key(probe);
         let start = Instant::now();
         let elapsed = match self {
-            Peer::Edgestate | Peer::EdgestateVerified => {
+            Peer::Edgestate | Peer::EdgestateVerified | Peer::EdgestateAfterCrash => {
                 let store = Store::builder()
                     .verify_on_open(self == Peer::EdgestateVerified)
                     .open(path)?;
@@ -176,6 +183,32 @@ impl Peer {
         };
         Ok(elapsed)
     }
+}
+
+/// Copies every file of the store at `from` (store file and page log) to `to`.
+fn copy_store(from: &Path, to: &Path) -> Res<()> {
+    std::fs::copy(from, to)?;
+    let (mut from_log, mut to_log) = (from.as_os_str().to_owned(), to.as_os_str().to_owned());
+    from_log.push("-wal");
+    to_log.push("-wal");
+    let _ = std::fs::remove_file(&to_log);
+    if Path::new(&from_log).exists() {
+        std::fs::copy(&from_log, &to_log)?;
+    }
+    Ok(())
+}
+
+/// The files of the store at `path` as a crash leaves them: copied while it is open,
+/// after 1,000 durable writes since it was opened (in the page log, not yet
+/// checkpointed). The copy is taken with no write running, so it is one commit's state.
+fn crash_image(path: &Path, image: &Path) -> Res<()> {
+    let store = Store::open(path)?;
+    for i in 0..1_000 {
+        store.kv().put("crash", &key(i), &value(i), None)?;
+    }
+    copy_store(path, image)?;
+    store.close()?;
+    Ok(())
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -229,9 +262,13 @@ fn main() -> Res<()> {
         );
     }
 
+    let image = dir.path().join("crash-image.redb");
+    let reopened = dir.path().join("after-crash.redb");
+    crash_image(&paths[0].1, &image)?;
     let cases = [
         (Peer::Edgestate, &paths[0].1),
         (Peer::EdgestateVerified, &paths[0].1),
+        (Peer::EdgestateAfterCrash, &reopened),
         (Peer::Redb, &paths[1].1),
         (Peer::Sqlite, &paths[2].1),
     ];
@@ -245,18 +282,28 @@ fn main() -> Res<()> {
     );
     let mut results = Vec::new();
     for (peer, path) in cases {
-        // The verified open reads the whole file: fewer runs of it.
-        let n = if peer == Peer::EdgestateVerified {
+        // The verified open and recovery read the whole file: fewer runs of them.
+        let n = if matches!(peer, Peer::EdgestateVerified | Peer::EdgestateAfterCrash) {
             runs.min(3)
         } else {
             runs
         };
         let mut warm = Vec::new();
         let mut cold = Vec::new();
-        peer.open_once(path, 1)?; // settle: a first open may finish a log or a repair
+        if peer != Peer::EdgestateAfterCrash {
+            peer.open_once(path, 1)?; // settle: a first open may finish a log or a repair
+        }
         for run in 0..n {
             let probe = (run * 7_919 + 13) % records;
+            // Each open after a crash starts from a fresh copy of the crash image (the
+            // open before it recovered the last one).
+            if peer == Peer::EdgestateAfterCrash {
+                copy_store(&image, path)?;
+            }
             warm.push(peer.open_once(path, probe)?);
+            if peer == Peer::EdgestateAfterCrash {
+                copy_store(&image, path)?;
+            }
             evict(path)?;
             cold.push(peer.open_once(path, probe)?);
         }
