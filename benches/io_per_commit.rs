@@ -81,8 +81,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         inner: FileBackend::new(file)?,
         counters: Arc::clone(&counters),
     };
+    // EDGESTATE_IO_QUICK_REPAIR=1: redb saves its allocator state in every commit.
+    let quick_repair = std::env::var("EDGESTATE_IO_QUICK_REPAIR").is_ok_and(|v| v == "1");
     let store = Store::builder()
-        .verify_on_open(false)
+        .quick_repair(quick_repair)
         .open_with_backend(backend)?;
 
     let memory = "x".repeat(600);

@@ -8,6 +8,8 @@
 //! writes: what a restart after kill -9 or a power cut finds (page log replay and redb's
 //! recovery, which walks the whole file).
 //!
+//! `EDGESTATE_OPEN_QUICK_REPAIR=1` makes those writes use `quick_repair(true)`.
+//!
 //! `cargo bench --bench open` builds 1 GiB stores (about a minute) in a temporary
 //! directory under `target/`. Settings: `EDGESTATE_OPEN_MB` (size, default 1024),
 //! `EDGESTATE_OPEN_RUNS` (opens per case, default 7), `EDGESTATE_BENCH_DIR` (where the
@@ -202,7 +204,10 @@ fn copy_store(from: &Path, to: &Path) -> Res<()> {
 /// after 1,000 durable writes since it was opened (in the page log, not yet
 /// checkpointed). The copy is taken with no write running, so it is one commit's state.
 fn crash_image(path: &Path, image: &Path) -> Res<()> {
-    let store = Store::open(path)?;
+    // EDGESTATE_OPEN_QUICK_REPAIR=1: those writes save redb's allocator state in every
+    // commit (`quick_repair`), so that recovery need not read the whole file.
+    let quick_repair = env_u64("EDGESTATE_OPEN_QUICK_REPAIR", 0) == 1;
+    let store = Store::builder().quick_repair(quick_repair).open(path)?;
     for i in 0..1_000 {
         store.kv().put("crash", &key(i), &value(i), None)?;
     }

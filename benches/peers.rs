@@ -8,6 +8,7 @@
 //! EDGESTATE_PEERS_QUICK=1 cargo bench --bench peers     # smoke run, about 20 seconds
 //! EDGESTATE_PEERS_SCALE=0.5 cargo bench --bench peers   # scales every time budget
 //! EDGESTATE_PEERS_DIR=/path cargo bench --bench peers   # where the files go (default: temp dir)
+//! EDGESTATE_PEERS_QUICK_REPAIR=1 cargo bench --bench peers  # edgestate with quick_repair(true)
 //! ```
 //!
 //! Data (the same for every store): 10k users, 15k cards (half the users have two), a
@@ -347,11 +348,15 @@ struct Es {
 impl Es {
     fn open(path: &Path) -> Res<Es> {
         let clock = OffsetClock::default();
-        // EDGESTATE_PEERS_PAGE_LOG=0 measures edgestate without its page log.
+        // EDGESTATE_PEERS_PAGE_LOG=0 measures edgestate without its page log;
+        // EDGESTATE_PEERS_QUICK_REPAIR=1 with redb's allocator state saved in every commit.
         let page_log = std::env::var("EDGESTATE_PEERS_PAGE_LOG").map_or(true, |v| v != "0");
+        let quick_repair =
+            std::env::var("EDGESTATE_PEERS_QUICK_REPAIR").is_ok_and(|v| v != "0" && !v.is_empty());
         let store = Store::builder()
             .clock(clock.clone())
             .page_log(page_log)
+            .quick_repair(quick_repair)
             .open(path)?;
         Ok(Es { store, clock })
     }
