@@ -94,6 +94,19 @@ pub fn take_panics() -> Vec<String> {
     std::mem::take(&mut *PANICS.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
+/// Takes the panics recorded on the current thread since the last call, leaving those of
+/// other threads: tests of one binary run in parallel, each on a thread named after it,
+/// and must not count each other's panics.
+pub fn take_panics_of_this_thread() -> Vec<String> {
+    let me = format!("[{}] ", std::thread::current().name().unwrap_or("?"));
+    let mut all = PANICS.lock().unwrap_or_else(|p| p.into_inner());
+    let (mine, others): (Vec<String>, Vec<String>) = std::mem::take(&mut *all)
+        .into_iter()
+        .partition(|p| p.starts_with(&me));
+    *all = others;
+    mine
+}
+
 /// Evenly spread sample of at most `budget` points of `0..total`, first and last included.
 pub fn spread(total: u64, budget: u64) -> Vec<u64> {
     if total == 0 || budget == 0 {
