@@ -9,7 +9,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::faulty_backend::{Fault, FaultState, FaultyBackend};
@@ -36,6 +36,19 @@ fn variant(e: &Error) -> &'static str {
         Error::VersionConflict { .. } => "VersionConflict",
         _ => "other",
     }
+}
+
+/// "[thread] <file>:<line>: <message>" (a recorded panic, perhaps behind a prefix) ->
+/// "<file>:<line>", from the crate's `src/` on.
+fn panic_site(p: &str) -> String {
+    let site = p.split("] ").nth(1).unwrap_or(p);
+    let location: String = site.splitn(3, ':').take(2).collect::<Vec<_>>().join(":");
+    location
+        .rsplit_once("/src/")
+        .map_or(location.clone(), |(crate_dir, file)| {
+            let krate = crate_dir.rsplit('/').next().unwrap_or(crate_dir);
+            format!("{krate}/src/{file}")
+        })
 }
 
 fn key_name(i: usize) -> String {
@@ -126,6 +139,92 @@ fn read_truth(path: &Path, clock: &ManualClock) -> Truth {
     truth
 }
 
+/// The page log beside a store file.
+fn log_path(store: &Path) -> PathBuf {
+    let mut name = store.as_os_str().to_owned();
+    name.push("-wal");
+    PathBuf::from(name)
+}
+
+/// A page log names the inode of its store file and is ignored beside any other file.
+/// A copy of the store's files must look like the files themselves: the copy's log is
+/// made to name no inode (0, "unknown"), which its header checksum then covers.
+fn unbind_log(log: &mut [u8]) {
+    const MAGIC: &[u8; 8] = b"edgeWAL1";
+    if log.len() < 32 || &log[..8] != MAGIC {
+        return;
+    }
+    log[16..24].fill(0);
+    let mut h = crc32fast::Hasher::new();
+    h.update(&0u64.to_le_bytes()); // the header's checksum is salted with 0
+    h.update(&log[..24]);
+    log[24..28].copy_from_slice(&h.finalize().to_le_bytes());
+}
+
+/// A populated store, built once per test, and what it holds: each trial damages a copy
+/// of its files.
+struct Fixture {
+    /// Holds the pristine store and the damaged copies.
+    _dir: tempfile::TempDir,
+    clock: ManualClock,
+    /// Every key ever written, deleted ones included.
+    keys: Vec<(String, String)>,
+    truth: Truth,
+    /// The store file's bytes.
+    store: Vec<u8>,
+    /// Its page log's bytes (`<file>-wal`), if one is left after a clean close.
+    log: Option<Vec<u8>>,
+    /// Where the damaged copy goes.
+    copy: PathBuf,
+}
+
+impl Fixture {
+    fn build() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pristine = dir.path().join("pristine.edgestate");
+        let clock = ManualClock::new(START_MS);
+        let keys = build_populated_store(&pristine, &clock);
+        let truth = read_truth(&pristine, &clock);
+        let store = std::fs::read(&pristine).expect("read pristine");
+        let log = std::fs::read(log_path(&pristine)).ok().map(|mut log| {
+            unbind_log(&mut log);
+            log
+        });
+        let copy = dir.path().join("damaged.edgestate");
+        Fixture {
+            _dir: dir,
+            clock,
+            keys,
+            truth,
+            store,
+            log,
+            copy,
+        }
+    }
+
+    /// Puts `store` at the copy's path and `log` (or no log) beside it, replacing what
+    /// the previous trial left there.
+    fn place(&self, store: &[u8], log: Option<&[u8]>) {
+        std::fs::write(&self.copy, store).expect("write damaged copy");
+        let log_path = log_path(&self.copy);
+        match log {
+            Some(bytes) => std::fs::write(&log_path, bytes).expect("write log copy"),
+            None => match std::fs::remove_file(&log_path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => panic!("remove {}: {e}", log_path.display()),
+            },
+        }
+    }
+
+    fn open_copy(&self, verify_on_open: bool) -> Result<Store, Error> {
+        Store::builder()
+            .clock(self.clock.clone())
+            .verify_on_open(verify_on_open)
+            .open(&self.copy)
+    }
+}
+
 /// Every read (and a few writes and maintenance calls) on a store that opened; each call
 /// must return a value or a typed error, and a value must be the one that was written.
 fn exercise(
@@ -212,22 +311,17 @@ fn exercise(
 fn flip_trials(verify_on_open: bool, trials: u64, seed: u64) -> FlipTally {
     common::record_panics();
     let watchdog = Watchdog::start(Duration::from_secs(120));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let pristine_path = dir.path().join("pristine.edgestate");
-    let clock = ManualClock::new(START_MS);
-    let keys = build_populated_store(&pristine_path, &clock);
-    let truth = read_truth(&pristine_path, &clock);
-    let pristine = std::fs::read(&pristine_path).expect("read pristine");
+    let fx = Fixture::build();
+    let pristine = &fx.store;
     let len = pristine.len() as u64;
     println!(
         "store file: {} records, {len} bytes; {trials} flip trials, seed {seed:#x}, verify on \
          open: {verify_on_open}",
-        keys.len()
+        fx.keys.len()
     );
 
     let mut rng = XorShift::new(seed);
     let mut tally = FlipTally::default();
-    let damaged_path = dir.path().join("damaged.edgestate");
     for t in 0..trials {
         // Stratified: trial t lands in the t-th slice of the file, so every region is hit.
         let slice_start = t * len / trials;
@@ -242,7 +336,7 @@ fn flip_trials(verify_on_open: bool, trials: u64, seed: u64) -> FlipTally {
         } else {
             bytes[at] ^= 1 + rng.below(255) as u8;
         }
-        std::fs::write(&damaged_path, &bytes).expect("write damaged copy");
+        fx.place(&bytes, fx.log.as_deref());
         let what = format!(
             "trial {t}: {} at offset {at} (verify on open: {verify_on_open})",
             if burst {
@@ -255,20 +349,19 @@ fn flip_trials(verify_on_open: bool, trials: u64, seed: u64) -> FlipTally {
         tally.trials += 1;
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let mut local = FlipTally::default();
-            match Store::builder()
-                .clock(clock.clone())
-                .verify_on_open(verify_on_open)
-                .open(&damaged_path)
-            {
+            match fx.open_copy(verify_on_open) {
                 Ok(store) => {
                     local.opened += 1;
-                    exercise(&store, &keys, &truth, &mut rng, &mut local);
+                    exercise(&store, &fx.keys, &fx.truth, &mut rng, &mut local);
                     let _ = store.close();
                 }
                 Err(e) => *local.open_errors.entry(variant(&e)).or_default() += 1,
             }
             local
         }));
+        // Panics contained inside edgestate are recorded too: only those of a trial that
+        // unwound reached the caller.
+        let recorded = common::take_panics_of_this_thread();
         match outcome {
             Ok(local) => {
                 tally.opened += local.opened;
@@ -288,7 +381,7 @@ fn flip_trials(verify_on_open: bool, trials: u64, seed: u64) -> FlipTally {
                 }
             }
             Err(_) => {
-                for site in common::take_panics() {
+                for site in recorded {
                     tally.panics.push(format!("{what}: {site}"));
                 }
             }
@@ -347,16 +440,7 @@ fn random_byte_flips_without_verify_on_open_never_panic() {
     let tally = flip_trials(false, trials, seed);
     let mut places: BTreeMap<String, u64> = BTreeMap::new();
     for p in &tally.panics {
-        // "<trial>: [thread] <file>:<line>: <message>" -> "<file>:<line>" from src/ on.
-        let site = p.split("] ").nth(1).unwrap_or(p);
-        let location: String = site.splitn(3, ':').take(2).collect::<Vec<_>>().join(":");
-        let short = location
-            .rsplit_once("/src/")
-            .map_or(location.clone(), |(crate_dir, file)| {
-                let krate = crate_dir.rsplit('/').next().unwrap_or(crate_dir);
-                format!("{krate}/src/{file}")
-            });
-        *places.entry(short).or_default() += 1;
+        *places.entry(panic_site(p)).or_default() += 1;
     }
     assert!(
         tally.panics.is_empty(),
