@@ -60,6 +60,21 @@ pub fn env_u64(name: &str, default: u64) -> u64 {
 
 static PANICS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
+thread_local! {
+    /// What this thread was doing last ([`watchdog::Watchdog::beat`] notes it), for a
+    /// panic that ends the process.
+    static ACTIVITY: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Notes what the current thread is doing now.
+pub fn note_activity(doing: &str) {
+    ACTIVITY.with(|a| {
+        let mut activity = a.borrow_mut();
+        activity.clear();
+        activity.push_str(doing);
+    });
+}
+
 /// Installs (once) a panic hook that records where each panic happened, so a test that
 /// catches panics can say where they came from instead of only counting them.
 pub fn record_panics() {
@@ -78,10 +93,17 @@ pub fn record_panics() {
                 .or_else(|| info.payload().downcast_ref::<String>().cloned())
                 .unwrap_or_default();
             let thread = std::thread::current().name().unwrap_or("?").to_owned();
-            PANICS
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(format!("[{thread}] {location}: {message}"));
+            let mut panics = PANICS.lock().unwrap_or_else(|p| p.into_inner());
+            // The runtime's own panic for a panic that cannot unwind (one raised by a
+            // destructor while unwinding from another): the process aborts next, and no
+            // test gets to report anything, so say here what happened and where.
+            if message.starts_with("panic in a ") {
+                let before: Vec<&String> = panics.iter().rev().take(2).rev().collect();
+                let activity = ACTIVITY.with(|a| a.borrow().clone());
+                eprintln!("ABORT: {message} while: {activity}; the panics before it: {before:#?}");
+            }
+            panics.push(format!("[{thread}] {location}: {message}"));
+            drop(panics);
             if std::env::var_os("EDGESTATE_SHOW_PANICS").is_some() {
                 default(info);
             }
@@ -92,6 +114,19 @@ pub fn record_panics() {
 /// Takes the panics recorded since the last call.
 pub fn take_panics() -> Vec<String> {
     std::mem::take(&mut *PANICS.lock().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// Takes the panics recorded on the current thread since the last call, leaving those of
+/// other threads: tests of one binary run in parallel, each on a thread named after it,
+/// and must not count each other's panics.
+pub fn take_panics_of_this_thread() -> Vec<String> {
+    let me = format!("[{}] ", std::thread::current().name().unwrap_or("?"));
+    let mut all = PANICS.lock().unwrap_or_else(|p| p.into_inner());
+    let (mine, others): (Vec<String>, Vec<String>) = std::mem::take(&mut *all)
+        .into_iter()
+        .partition(|p| p.starts_with(&me));
+    *all = others;
+    mine
 }
 
 /// Evenly spread sample of at most `budget` points of `0..total`, first and last included.

@@ -57,7 +57,9 @@ impl Watchdog {
 
     /// Records progress and what comes next.
     pub fn beat(&self, doing: impl Into<String>) {
-        *self.inner.doing.lock().unwrap_or_else(|p| p.into_inner()) = doing.into();
+        let doing = doing.into();
+        super::note_activity(&doing);
+        *self.inner.doing.lock().unwrap_or_else(|p| p.into_inner()) = doing;
         self.inner.beats.fetch_add(1, Ordering::SeqCst);
     }
 }
