@@ -134,15 +134,81 @@ impl<K: redb::Key + 'static, V: redb::Value + 'static> TableRef<'_, K, V> {
         })
     }
 
-    /// The entries in `range`, in key order.
-    pub(crate) fn range<'a, KR>(&self, range: impl RangeBounds<KR> + 'a) -> Result<Range<'_, K, V>>
+    /// The entries in `range`, in key order (checked: see [`Ordered`]).
+    pub(crate) fn range<'a, KR>(
+        &self,
+        range: impl RangeBounds<KR> + 'a,
+    ) -> Result<Ordered<'_, K, V>>
     where
         KR: Borrow<K::SelfType<'a>> + 'a,
     {
-        Ok(match self {
+        let inner = match self {
             TableRef::Write(t) => t.range(range)?,
             TableRef::Read(t) => t.range(range)?,
+        };
+        Ok(Ordered {
+            inner,
+            last_front: None,
+            last_back: None,
         })
+    }
+}
+
+/// A range of a b-tree whose keys are checked to come in strictly increasing order (and
+/// decreasing from the back). A damaged branch page can make redb walk a subtree twice
+/// or out of order, every record in it intact; without this check a listing would
+/// repeat records. A key out of order is reported as redb's own `Corrupted`, which the
+/// transaction's containment turns into damage of the table.
+pub(crate) struct Ordered<'r, K: redb::Key + 'static, V: redb::Value + 'static> {
+    inner: Range<'r, K, V>,
+    last_front: Option<Vec<u8>>,
+    last_back: Option<Vec<u8>>,
+}
+
+type Entry<'r, K, V> = (AccessGuard<'r, K>, AccessGuard<'r, V>);
+
+impl<'r, K: redb::Key + 'static, V: redb::Value + 'static> Ordered<'r, K, V> {
+    /// Checks `entry` against the last key seen from the same end.
+    fn check(
+        entry: Option<std::result::Result<Entry<'r, K, V>, redb::StorageError>>,
+        last: &mut Option<Vec<u8>>,
+        forward: bool,
+    ) -> Option<std::result::Result<Entry<'r, K, V>, redb::StorageError>> {
+        let Some(Ok((key, value))) = entry else {
+            return entry;
+        };
+        let bytes = K::as_bytes(&key.value()).as_ref().to_vec();
+        if let Some(previous) = last.as_deref() {
+            let order = K::compare(previous, &bytes);
+            let in_order = if forward {
+                order.is_lt()
+            } else {
+                order.is_gt()
+            };
+            if !in_order {
+                return Some(Err(redb::StorageError::Corrupted(
+                    "b-tree keys out of order (a damaged branch page?)".to_owned(),
+                )));
+            }
+        }
+        *last = Some(bytes);
+        Some(Ok((key, value)))
+    }
+}
+
+impl<'r, K: redb::Key + 'static, V: redb::Value + 'static> Iterator for Ordered<'r, K, V> {
+    type Item = std::result::Result<Entry<'r, K, V>, redb::StorageError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let entry = self.inner.next();
+        Self::check(entry, &mut self.last_front, true)
+    }
+}
+
+impl<K: redb::Key + 'static, V: redb::Value + 'static> DoubleEndedIterator for Ordered<'_, K, V> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let entry = self.inner.next_back();
+        Self::check(entry, &mut self.last_back, false)
     }
 }
 

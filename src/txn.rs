@@ -25,6 +25,21 @@ thread_local! {
         const { Cell::new(([0; NAME_CAPACITY], 0)) };
 }
 
+thread_local! {
+    /// Set while a caller's closure runs inside table code: a panic then is the
+    /// caller's, not the storage engine's, and must reach the caller unchanged.
+    static IN_CALLER_CODE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs a caller's closure from inside table code (an update closure): a panic in it
+/// propagates as the caller's panic instead of being taken for damaged storage.
+pub(crate) fn caller_code<R>(f: impl FnOnce() -> R) -> R {
+    let outer = IN_CALLER_CODE.with(|c| c.replace(true));
+    let out = f();
+    IN_CALLER_CODE.with(|c| c.set(outer));
+    out
+}
+
 /// Notes that table code is about to work on the table `name`.
 pub(crate) fn using_table(name: &str) {
     let bytes = name.as_bytes();
@@ -259,6 +274,7 @@ fn contain<R>(
     f: impl FnOnce() -> Result<R>,
 ) -> Result<R> {
     TABLE_IN_USE.with(|t| t.set(([0; NAME_CAPACITY], 0)));
+    IN_CALLER_CODE.with(|c| c.set(false));
     let reason = match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Err(Error::Storage(redb::Error::Corrupted(message)))) => {
             format!("redb found damaged data: {message}")
@@ -272,6 +288,7 @@ fn contain<R>(
             return Err(e);
         }
         Ok(result) => return result,
+        Err(panic) if IN_CALLER_CODE.with(|c| c.replace(false)) => std::panic::resume_unwind(panic),
         Err(panic) => format!(
             "redb panicked reading damaged data: {}",
             panic_message(panic.as_ref())

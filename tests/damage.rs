@@ -320,3 +320,31 @@ fn closing_stops_a_background_verification() {
         );
     }
 }
+
+#[test]
+fn a_panic_in_an_update_closure_is_the_callers_and_does_not_latch_the_store() {
+    let store = Store::temporary().unwrap();
+    store.kv().put("a", "k", b"v", None).unwrap();
+    store.contexts().get_or_init("alice").unwrap();
+    let kv_panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        store
+            .kv()
+            .update("a", "k", None, |_| panic!("the caller's bug"))
+    }));
+    assert_eq!(
+        kv_panic.unwrap_err().downcast_ref::<&str>(),
+        Some(&"the caller's bug")
+    );
+    let context_panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        store
+            .contexts()
+            .update("alice", |_| panic!("another caller bug"))
+    }));
+    assert!(context_panic.is_err());
+    // Not taken for damage: writes go on, nothing was counted.
+    store.kv().put("a", "k2", b"v", None).unwrap();
+    let stats = store.stats().unwrap();
+    assert_eq!(stats.damage_found, 0);
+    assert!(stats.writes_refused.is_none());
+    assert_eq!(store.kv().get("a", "k").unwrap().unwrap().value, b"v");
+}

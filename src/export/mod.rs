@@ -252,35 +252,42 @@ impl Store {
         progress: &mut dyn FnMut(u64),
     ) -> Result<u64> {
         let mut count = 0u64;
+        // The caller's writer and progress run as caller code: their panics are theirs,
+        // a panic of redb on damaged data becomes `Error::Corrupt`.
         self.read(|tx| {
-            if format == Format::Jsonl {
-                let header = jsonl::Header {
-                    edgestate_export: jsonl::FORMAT_VERSION,
-                    schema_version: SCHEMA_VERSION,
-                };
-                let text = serde_json::to_string(&header).map_err(|e| Error::Encode {
-                    what: "export header",
-                    reason: e.to_string(),
-                })?;
-                writeln!(out, "{text}").map_err(output_error)?;
-            }
-            for family in Family::ALL {
-                raw::for_each(tx.raw(), family, &mut |rec| {
-                    let line = match format {
-                        Format::Jsonl => Some(jsonl::to_line(&rec)?),
-                        Format::DynamoDb => dynamodb::to_item(&rec)?.map(|item| item.to_string()),
+            tx.contain(|| {
+                if format == Format::Jsonl {
+                    let header = jsonl::Header {
+                        edgestate_export: jsonl::FORMAT_VERSION,
+                        schema_version: SCHEMA_VERSION,
                     };
-                    if let Some(line) = line {
-                        writeln!(out, "{line}").map_err(output_error)?;
-                        count += 1;
-                        if count.is_multiple_of(1000) {
-                            progress(count);
+                    let text = serde_json::to_string(&header).map_err(|e| Error::Encode {
+                        what: "export header",
+                        reason: e.to_string(),
+                    })?;
+                    crate::txn::caller_code(|| writeln!(out, "{text}")).map_err(output_error)?;
+                }
+                for family in Family::ALL {
+                    raw::for_each(tx.raw(), family, &mut |rec| {
+                        let line = match format {
+                            Format::Jsonl => Some(jsonl::to_line(&rec)?),
+                            Format::DynamoDb => {
+                                dynamodb::to_item(&rec)?.map(|item| item.to_string())
+                            }
+                        };
+                        if let Some(line) = line {
+                            crate::txn::caller_code(|| writeln!(out, "{line}"))
+                                .map_err(output_error)?;
+                            count += 1;
+                            if count.is_multiple_of(1000) {
+                                crate::txn::caller_code(|| progress(count));
+                            }
                         }
-                    }
-                    Ok(())
-                })?;
-            }
-            Ok::<_, Error>(())
+                        Ok(())
+                    })?;
+                }
+                Ok::<_, Error>(())
+            })
         })?;
         out.flush().map_err(output_error)?;
         progress(count);
@@ -394,15 +401,17 @@ impl Store {
     /// storage errors.
     pub fn inspect(&self, family: Family, prefix: &str, limit: usize) -> Result<Vec<RecordView>> {
         self.read(|tx| {
-            let mut out = Vec::new();
-            let now = tx.now_ms();
-            raw::for_each(tx.raw(), family, &mut |rec| {
-                if out.len() < limit && rec.shown_key().starts_with(prefix) {
-                    out.push(RecordView::from_raw(&rec, now)?);
-                }
-                Ok(())
-            })?;
-            Ok(out)
+            tx.contain(|| {
+                let mut out = Vec::new();
+                let now = tx.now_ms();
+                raw::for_each(tx.raw(), family, &mut |rec| {
+                    if out.len() < limit && rec.shown_key().starts_with(prefix) {
+                        out.push(RecordView::from_raw(&rec, now)?);
+                    }
+                    Ok(())
+                })?;
+                Ok(out)
+            })
         })
     }
 
@@ -413,15 +422,17 @@ impl Store {
     /// As [`inspect`](Store::inspect).
     pub fn inspect_key(&self, family: Family, key: &str) -> Result<Option<RecordView>> {
         self.read(|tx| {
-            let now = tx.now_ms();
-            let mut found = None;
-            raw::for_each(tx.raw(), family, &mut |rec| {
-                if found.is_none() && rec.shown_key() == key {
-                    found = Some(RecordView::from_raw(&rec, now)?);
-                }
-                Ok(())
-            })?;
-            Ok(found)
+            tx.contain(|| {
+                let now = tx.now_ms();
+                let mut found = None;
+                raw::for_each(tx.raw(), family, &mut |rec| {
+                    if found.is_none() && rec.shown_key() == key {
+                        found = Some(RecordView::from_raw(&rec, now)?);
+                    }
+                    Ok(())
+                })?;
+                Ok(found)
+            })
         })
     }
 
@@ -434,23 +445,26 @@ impl Store {
     pub fn dump(&self, out: &mut dyn Write, progress: &mut dyn FnMut(u64)) -> Result<u64> {
         let mut count = 0u64;
         self.read(|tx| {
-            let now = tx.now_ms();
-            for family in Family::ALL {
-                raw::for_each(tx.raw(), family, &mut |rec| {
-                    let view = RecordView::from_raw(&rec, now)?;
-                    let text = serde_json::to_string(&view).map_err(|e| Error::Encode {
-                        what: "dump line",
-                        reason: e.to_string(),
+            tx.contain(|| {
+                let now = tx.now_ms();
+                for family in Family::ALL {
+                    raw::for_each(tx.raw(), family, &mut |rec| {
+                        let view = RecordView::from_raw(&rec, now)?;
+                        let text = serde_json::to_string(&view).map_err(|e| Error::Encode {
+                            what: "dump line",
+                            reason: e.to_string(),
+                        })?;
+                        crate::txn::caller_code(|| writeln!(out, "{text}"))
+                            .map_err(output_error)?;
+                        count += 1;
+                        if count.is_multiple_of(1000) {
+                            crate::txn::caller_code(|| progress(count));
+                        }
+                        Ok(())
                     })?;
-                    writeln!(out, "{text}").map_err(output_error)?;
-                    count += 1;
-                    if count.is_multiple_of(1000) {
-                        progress(count);
-                    }
-                    Ok(())
-                })?;
-            }
-            Ok::<_, Error>(())
+                }
+                Ok::<_, Error>(())
+            })
         })?;
         out.flush().map_err(output_error)?;
         progress(count);
@@ -463,6 +477,6 @@ impl Store {
     /// # Errors
     /// [`Error::Closed`] and storage errors.
     pub fn expired_awaiting_sweep(&self) -> Result<u64> {
-        self.read(|tx| raw::expired_awaiting_sweep(tx.raw(), tx.now_ms()))
+        self.read(|tx| tx.contain(|| raw::expired_awaiting_sweep(tx.raw(), tx.now_ms())))
     }
 }

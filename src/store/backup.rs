@@ -95,7 +95,8 @@ fn write_copy(store: &Store, tmp: &Path, file: File) -> Result<Vec<(Table, u64)>
     let counts = store.read(|tx| {
         let mut write = db.begin_write()?;
         write.set_durability(redb::Durability::Immediate)?;
-        let counts = copy_all(tx.raw(), &write)?;
+        // Damage met in the source fails the backup with `Error::Corrupt`, not a panic.
+        let counts = tx.contain(|| copy_all(tx.raw(), &write))?;
         write
             .commit()
             .map_err(|e| Error::CommitOutcomeUnknown(e.into()))?;

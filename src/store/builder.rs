@@ -207,7 +207,7 @@ impl StoreBuilder {
     }
 
     /// How large the page log may grow before a checkpoint syncs the store file and
-    /// starts the log over (default 64 MiB). Smaller: less disk for the log and a faster
+    /// starts the log over (default 32 MiB). Smaller: less disk for the log and a faster
     /// open after a crash; larger: rarer checkpoints (each costs one commit the flush of
     /// every page written since the last one).
     pub fn page_log_limit(mut self, bytes: u64) -> Self {

@@ -284,7 +284,7 @@ impl Inner {
     }
 
     pub(crate) fn sweep_batch(&self, limit: usize) -> Result<ttl::SweepOutcome> {
-        if limit == 0 || !self.read(|tx| ttl::any_due(tx.raw(), tx.now_ms()))? {
+        if limit == 0 || !self.read(|tx| tx.contain(|| ttl::any_due(tx.raw(), tx.now_ms())))? {
             return Ok(ttl::SweepOutcome::default());
         }
         trace::sweep(|| self.write(self.durability, |tx| tx.contain(|| ttl::sweep(tx, limit))))

@@ -3,12 +3,13 @@
 //! redb makes a commit durable by writing every page the commit touched (a dozen or more
 //! scattered 4 KiB writes: each changed B-tree leaf, the branches above it, the table
 //! tree, the header) and then calling `sync_data` on the file. [`WalBackend`] sits
-//! between redb and the file: each write goes to the file at once (so reads see it, from
-//! the page cache) and is also recorded as a frame in memory; `sync_data` appends the
-//! recorded frames and a commit mark to a log file beside the store (`<store>-wal`) and
-//! syncs only the log: one sequential write and one flush, where redb alone would flush
-//! every scattered page. The store file itself is synced at checkpoints, when the log
-//! has grown past its limit and on close; then the log starts over.
+//! between redb and the file: each write is kept in memory (`overlay.rs`, where reads
+//! find it) and recorded as a frame; `sync_data` appends the recorded frames and a commit
+//! mark to a log file beside the store (`<store>-wal`), and a durable caller then waits
+//! for a sync of the log: one sequential write and one flush, where redb alone would
+//! flush every scattered page. The store file itself is written and synced only at
+//! checkpoints, when the log has grown past its limit and on close; then the log starts
+//! over. Between checkpoints the store file does not change at all.
 //!
 //! After a crash, opening replays the log's frames, up to its last complete commit mark,
 //! onto the store file, syncs it, and empties the log, before redb reads anything. Every
@@ -18,7 +19,11 @@
 //! replay also restores the header of the last synced commit.
 //!
 //! Format. Header (32 bytes): magic (8), salt (8), the store file's inode (8, 0 where
-//! unknown), crc32 of the first 24 bytes (4), zero (4). Frames: kind (1), offset (8),
+//! unknown), crc32 of the first 24 bytes (4), the store file's fingerprint when the log
+//! started (4: crc32 of its length and first 4 KiB; 0 in logs of older builds). A log
+//! is replayed onto a store file with its inode, or, when the two files were copied
+//! together (new inodes), with its fingerprint: the store file cannot have changed
+//! since the log started, so a copy matches and a replaced file does not. Frames: kind (1), offset (8),
 //! length (4), crc32 over the salt, the frame head and the data (4), data (length). A
 //! frame with another salt is from before the last checkpoint and ends the log; so does
 //! a torn or damaged frame. The salt changes at every checkpoint, so the log file is
@@ -191,24 +196,41 @@ fn read_frame(
     Ok(Some((Frame { kind, offset, data }, end)))
 }
 
-fn header(salt: u64, inode: u64) -> [u8; HEADER_LEN as usize] {
+/// What identifies the store file's content when a log starts (see the module docs):
+/// never 0, which marks a log without one.
+fn fingerprint(main: &impl StorageBackend) -> io::Result<u32> {
+    let len = main.len()?;
+    let mut head = vec![0u8; usize::try_from(len.min(4096)).unwrap_or(4096)];
+    main.read(0, &mut head)?;
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&len.to_le_bytes());
+    hasher.update(&head);
+    Ok(hasher.finalize().max(1))
+}
+
+fn header(salt: u64, inode: u64, fingerprint: u32) -> [u8; HEADER_LEN as usize] {
     let mut h = [0u8; HEADER_LEN as usize];
     h[..8].copy_from_slice(&MAGIC);
     h[8..16].copy_from_slice(&salt.to_le_bytes());
     h[16..24].copy_from_slice(&inode.to_le_bytes());
     let sum = crc(0, &[&h[..24]]);
     h[24..28].copy_from_slice(&sum.to_le_bytes());
+    h[28..32].copy_from_slice(&fingerprint.to_le_bytes());
     h
 }
 
-/// The salt of a valid header for `inode`, if the image starts with one.
-fn read_header(h: &[u8; HEADER_LEN as usize], inode: u64) -> Option<u64> {
+/// The salt of a valid header for the store file with `inode` and `fingerprint`.
+fn read_header(h: &[u8; HEADER_LEN as usize], inode: u64, fingerprint: u32) -> Option<u64> {
     if h[..8] != MAGIC || crc(0, &[&h[..24]]).to_le_bytes() != h[24..28] {
         return None;
     }
     let logged_inode = u64::from_le_bytes(h[16..24].try_into().ok()?);
-    // A log written for another file (the store was replaced) is not replayed.
-    if inode != 0 && logged_inode != 0 && logged_inode != inode {
+    let logged_fingerprint = u32::from_le_bytes(h[28..32].try_into().ok()?);
+    let same_inode = inode == 0 || logged_inode == 0 || logged_inode == inode;
+    // Copied together with its store file: new inode, same content.
+    let same_content = logged_fingerprint != 0 && logged_fingerprint == fingerprint;
+    // A log written for another file (the store file was replaced) is not replayed.
+    if !same_inode && !same_content {
         return None;
     }
     Some(u64::from_le_bytes(h[8..16].try_into().ok()?))
@@ -230,7 +252,7 @@ impl<M: StorageBackend> WalBackend<M> {
         if len >= HEADER_LEN {
             log.read(0, &mut head)?;
         }
-        if let Some(found) = read_header(&head, inode) {
+        if let Some(found) = read_header(&head, inode, fingerprint(&main)?) {
             salt = found;
             // Frames count only up to the last commit mark: those of a commit cut short
             // are held back until its mark, and dropped without one.
@@ -278,7 +300,7 @@ impl<M: StorageBackend> WalBackend<M> {
         });
         {
             let mut state = shared.state.lock();
-            shared.restart(&mut state)?;
+            shared.restart(&mut state, fingerprint(&main)?)?;
         }
         Ok((WalBackend { main, shared }, recovery))
     }
@@ -302,7 +324,7 @@ impl<M: StorageBackend> WalBackend<M> {
         self.main.sync_data()?;
         state.overlay.clear();
         state.main_len = state.len;
-        log.restart(state)?;
+        log.restart(state, fingerprint(&self.main)?)?;
         log.mark_durable(state.written);
         Ok(())
     }
@@ -361,11 +383,12 @@ impl PageLog {
         Ok(())
     }
 
-    /// A new salt and header: every frame in the file is now stale.
-    fn restart(&self, state: &mut LogState) -> io::Result<()> {
+    /// A new salt and header: every frame in the file is now stale. `fingerprint`: of
+    /// the store file as it now is (it stays so until the next checkpoint).
+    fn restart(&self, state: &mut LogState, fingerprint: u32) -> io::Result<()> {
         state.pending.clear();
         state.salt = new_salt(state.salt);
-        let header = header(state.salt, state.inode);
+        let header = header(state.salt, state.inode, fingerprint);
         self.write_at(state, 0, &header)?;
         self.file.sync_data()?;
         state.end = HEADER_LEN;
@@ -614,10 +637,55 @@ mod tests {
                 assert!(&out == b"first..." || &out == b"second..", "{out:?}");
             }
         }
-        // A log written for another file is ignored.
+        // A log beside another store file (another inode, other content) is ignored.
         let (_, rec) =
-            WalBackend::open(InMemoryBackend::new(), backend_with(&log), 8, u64::MAX).unwrap();
+            WalBackend::open(backend_with(b"another"), backend_with(&log), 8, u64::MAX).unwrap();
         assert_eq!(rec, Recovery::default());
+    }
+
+    #[test]
+    fn a_log_copied_with_its_store_file_is_replayed_and_one_beside_a_replaced_file_is_not() {
+        let base = backend_with(b"checkpointed state.");
+        let (wal, _) = open(base, InMemoryBackend::new(), u64::MAX);
+        wal.write(0, b"committed!").unwrap();
+        wal.sync_data().unwrap();
+        let log = image(wal.shared.file.as_ref());
+        let store = image(&wal.main);
+        assert_eq!(
+            store, b"checkpointed state.",
+            "nothing reaches the file before a checkpoint"
+        );
+
+        // Both files copied elsewhere (new inode): the log is replayed.
+        let (copy, rec) =
+            WalBackend::open(backend_with(&store), backend_with(&log), 99, u64::MAX).unwrap();
+        assert_eq!(rec.commits, 1);
+        let mut out = [0u8; 10];
+        copy.read(0, &mut out).unwrap();
+        assert_eq!(&out, b"committed!");
+
+        // The store file replaced by another one (an older backup) beside the log, new
+        // inode: the log is not replayed onto it.
+        let (replaced, rec) = WalBackend::open(
+            backend_with(b"an older backup....."),
+            backend_with(&log),
+            99,
+            u64::MAX,
+        )
+        .unwrap();
+        assert_eq!(rec, Recovery::default());
+        replaced.read(0, &mut out).unwrap();
+        assert_eq!(&out, b"an older b");
+
+        // A log of an older build (no fingerprint) still needs the same inode.
+        let mut old_log = log.clone();
+        old_log[28..32].fill(0);
+        let (_, rec) =
+            WalBackend::open(backend_with(&store), backend_with(&old_log), 99, u64::MAX).unwrap();
+        assert_eq!(rec, Recovery::default());
+        let (_, rec) =
+            WalBackend::open(backend_with(&store), backend_with(&old_log), 7, u64::MAX).unwrap();
+        assert_eq!(rec.commits, 1);
     }
 
     #[test]

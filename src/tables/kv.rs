@@ -254,7 +254,7 @@ impl<A: WriteAccess> Kv<'_, A> {
         self.src.with_writer(|tx| {
             let slot = Slot::open(tx, KV, (ns, key))?;
             let current = slot.live().map(|s| entry(key, s.clone()));
-            match f(current.as_ref())? {
+            match crate::txn::caller_code(|| f(current.as_ref()))? {
                 Some(value) => {
                     let expires_at_ms = ttl.map(|d| expiry_after(tx.now_ms(), d));
                     Ok(Some(slot.put(
@@ -373,7 +373,7 @@ impl<A: WriteAccess> Kv<'_, A> {
                 Some(stored) => Some(decode_typed::<T>(ns, key, stored)?.value),
                 None => None,
             };
-            let next = codec::to_postcard("kv value", &f(current)?)?;
+            let next = codec::to_postcard("kv value", &crate::txn::caller_code(|| f(current))?)?;
             let expires_at_ms = ttl.map(|d| expiry_after(tx.now_ms(), d));
             slot.put(envelope::FORMAT_POSTCARD, &next, expires_at_ms)
         })

@@ -83,7 +83,7 @@ where
         None if init => UserContext::new(user, tx.now_ms()),
         None => return Err(not_found(user)),
     };
-    f(&mut ctx)?;
+    crate::txn::caller_code(|| f(&mut ctx))?;
     if ctx.pubkey != user {
         return Err(Error::invalid(
             "pubkey",
