@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod faulty_backend;
+pub mod flips;
 pub mod gate_clock;
 pub mod rng;
 pub mod watchdog;
