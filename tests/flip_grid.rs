@@ -224,6 +224,9 @@ struct TrialReport {
     hidden: Vec<String>,
     /// `stats` answered other record counts than the pristine store's.
     stats_differ: bool,
+    /// `Store::verify` (after the reads) reported damage: an error, a damaged record, or
+    /// damage to a page or a search path.
+    verify_found: bool,
     /// Errors before the write: the trial had seen the damage when it wrote.
     errors_before_write: u64,
     write: Option<Result<(), String>>,
@@ -347,6 +350,11 @@ fn grid_trial(fx: &Fixture, beat: &dyn Fn(&str)) -> TrialReport {
     if let Some(stats) = r.answer(store.stats()) {
         r.stats_differ = stats.tables != fx.tables;
     }
+    beat("verify");
+    r.verify_found = match r.answer(store.verify()) {
+        Some(report) => report.damaged_records > 0 || !report.engine_damage.is_empty(),
+        None => true,
+    };
     beat("sweep");
     r.answer(store.sweep_all_expired(500));
     r.errors_before_write = r.errors.values().sum();
@@ -431,6 +439,8 @@ struct GridTally {
     trials_damaged_undetected: u64,
     trials_hidden: u64,
     trials_hidden_undetected: u64,
+    /// Trials with hidden records in which `Store::verify` reported damage.
+    trials_hidden_verify_found: u64,
     stats_differ: u64,
     detected: u64,
     no_effect: u64,
@@ -511,6 +521,7 @@ impl GridTally {
         if !r.hidden.is_empty() {
             self.trials_hidden += 1;
             self.trials_hidden_undetected += u64::from(!detected);
+            self.trials_hidden_verify_found += u64::from(r.verify_found);
             by.with_hidden += 1;
         }
         if let Some(write) = &r.write {
@@ -583,7 +594,8 @@ impl GridTally {
              {} records as written, errors {:?} (Corrupt naming a table: {}, naming \
              \"(storage engine)\": {}). Damaged values returned as valid: {} in {} trials \
              ({} of them with no damage detected anywhere in the trial); hidden records: {} \
-             in {} trials ({} with no damage detected). stats with other counts: {}. Damage \
+             in {} trials ({} with no damage detected by the reads; Store::verify found damage \
+             in {} of them). stats with other counts: {}. Damage \
              detected in {} trials; no effect at all in {}. Of the trials with damaged values \
              or hidden records, a verified open (full checksum pass) refuses {} copies, a \
              check_integrity before any write fails on {}, and {} of those passed the trial's \
@@ -606,6 +618,7 @@ impl GridTally {
             self.hidden,
             self.trials_hidden,
             self.trials_hidden_undetected,
+            self.trials_hidden_verify_found,
             self.stats_differ,
             self.detected,
             self.no_effect,

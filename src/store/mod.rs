@@ -367,13 +367,14 @@ impl Store {
     }
 
     /// Walks every table in one snapshot while readers and writers carry on: reads every
-    /// page redb reaches and checks every record's checksum against the table and key it
-    /// is stored under. Cheaper than [`check_integrity`](Store::check_integrity) (which
+    /// page redb reaches, checks every record's checksum against the table and key it
+    /// is stored under, and looks every record up again (a record the walk finds and a
+    /// lookup does not is one reads would answer as absent: a damaged search path). Cheaper than [`check_integrity`](Store::check_integrity) (which
     /// blocks every transaction and verifies redb's page checksums too) and without its
     /// exclusive lock; it reads the whole file, so it costs what reading it costs.
     ///
-    /// Damage in a b-tree page found this way refuses writes ([`Error::Damaged`]) like
-    /// damage met by any call; damaged records are listed and each keeps failing its own
+    /// Damage in a b-tree page or a search path found this way refuses writes
+    /// ([`Error::Damaged`]) like damage met by any call; damaged records are listed and each keeps failing its own
     /// reads with [`Error::Corrupt`].
     ///
     /// ```

@@ -5,8 +5,10 @@
 //! readers and writers carry on (redb's snapshots do not block writers).
 //!
 //! What it reports: damaged records (each also fails on its own reads with
-//! [`Error::Corrupt`]), and damage the storage engine meets in a b-tree page (a panic
-//! inside redb, or redb reporting its file corrupted), which latches the store: writes
+//! [`Error::Corrupt`]); records that a lookup does not find although they are stored (a
+//! damaged search path in a branch page: reads would call them absent); and damage the
+//! storage engine meets in a b-tree page (a panic inside redb, or redb reporting its
+//! file corrupted). Page damage and search-path damage latch the store: writes
 //! are refused with [`Error::Damaged`] until it is reopened or passes
 //! [`crate::Store::check_integrity`]. It does not check redb's page checksums of pages it
 //! reads fine (that needs the exclusive [`crate::Store::check_integrity`]).
@@ -108,6 +110,16 @@ impl Walk<'_> {
             let (key, value) = row?;
             if let Err(e) = record::verify(&table, &key.value(), value.value()) {
                 self.report.damaged_record(&e);
+            }
+            // The walk reaches every leaf in order; a lookup follows the branch keys. A
+            // record the walk finds and a lookup does not is one that reads would call
+            // absent: the search path is damaged, which no record checksum can show.
+            let found = opened.get(key.value())?;
+            if found.as_ref().map(|g| g.value()) != Some(value.value()) {
+                return Err(Error::Storage(redb::Error::Corrupted(format!(
+                    "record `{}` is stored but a lookup does not find it (damaged search path)",
+                    K::show(&key.value())
+                ))));
             }
             if !self.tick() {
                 return Ok(false);
