@@ -82,12 +82,8 @@ pub struct WriteTx {
     txn: redb::WriteTransaction,
     now_ms: u64,
     config: Arc<StoreConfig>,
-    /// Set when the storage engine failed on damaged data inside this transaction: it
-    /// must not commit.
-    engine_damage: Mutex<Option<EngineDamage>>,
-    /// Set when table code met an I/O error of the storage: redb then refuses writes
-    /// until the file is reopened.
-    storage_failed: AtomicBool,
+    /// What the storage engine met inside this transaction (damage: it must not commit).
+    watch: EngineWatch,
 }
 
 impl std::fmt::Debug for WriteTx {
@@ -104,8 +100,7 @@ impl WriteTx {
             txn,
             now_ms,
             config,
-            engine_damage: Mutex::new(None),
-            storage_failed: AtomicBool::new(false),
+            watch: EngineWatch::default(),
         }
     }
 
@@ -148,7 +143,7 @@ impl WriteTx {
     }
 
     pub(crate) fn commit(self) -> Result<()> {
-        if self.engine_damage().is_some() {
+        if self.watch.damage().is_some() {
             self.abort();
             return Err(engine_refused());
         }
@@ -168,17 +163,12 @@ impl WriteTx {
     /// panic inside redb, or redb reporting its file corrupted) into [`Error::Corrupt`]
     /// naming the table; the transaction can then only roll back.
     pub(crate) fn contain<R>(&self, f: impl FnOnce() -> Result<R>) -> Result<R> {
-        contain(&self.engine_damage, &self.storage_failed, f)
+        self.watch.contain(f)
     }
 
-    /// The damage the storage engine met inside this transaction, if any.
-    pub(crate) fn engine_damage(&self) -> Option<EngineDamage> {
-        self.engine_damage.lock().clone()
-    }
-
-    /// Whether table code met an I/O error of the storage in this transaction.
-    pub(crate) fn storage_failed(&self) -> bool {
-        self.storage_failed.load(Ordering::SeqCst)
+    /// What the storage engine met inside this transaction.
+    pub(crate) fn watch(&self) -> &EngineWatch {
+        &self.watch
     }
 
     pub(crate) fn abort(self) {
@@ -193,10 +183,8 @@ pub struct ReadTx {
     txn: redb::ReadTransaction,
     now_ms: u64,
     config: Arc<StoreConfig>,
-    /// Set when the storage engine failed on damaged data inside this snapshot.
-    engine_damage: Mutex<Option<EngineDamage>>,
-    /// Set when table code met an I/O error of the storage.
-    storage_failed: AtomicBool,
+    /// What the storage engine met inside this snapshot.
+    watch: EngineWatch,
 }
 
 impl std::fmt::Debug for ReadTx {
@@ -213,8 +201,7 @@ impl ReadTx {
             txn,
             now_ms,
             config,
-            engine_damage: Mutex::new(None),
-            storage_failed: AtomicBool::new(false),
+            watch: EngineWatch::default(),
         }
     }
 
@@ -235,17 +222,12 @@ impl ReadTx {
     /// Runs table code, turning a failure of the storage engine on damaged data into
     /// [`Error::Corrupt`] naming the table.
     pub(crate) fn contain<R>(&self, f: impl FnOnce() -> Result<R>) -> Result<R> {
-        contain(&self.engine_damage, &self.storage_failed, f)
+        self.watch.contain(f)
     }
 
-    /// The damage the storage engine met inside this snapshot, if any.
-    pub(crate) fn engine_damage(&self) -> Option<EngineDamage> {
-        self.engine_damage.lock().clone()
-    }
-
-    /// Whether table code met an I/O error of the storage in this snapshot.
-    pub(crate) fn storage_failed(&self) -> bool {
-        self.storage_failed.load(Ordering::SeqCst)
+    /// What the storage engine met inside this snapshot.
+    pub(crate) fn watch(&self) -> &EngineWatch {
+        &self.watch
     }
 }
 
@@ -263,16 +245,39 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
+/// What the storage engine met while table code ran in one transaction: damage (a
+/// panic inside redb, or redb reporting its file corrupted), and I/O errors of the
+/// storage, which latch redb until the file is reopened. The store reads it when the
+/// transaction's closure is done.
+#[derive(Debug, Default)]
+pub(crate) struct EngineWatch {
+    damage: Mutex<Option<EngineDamage>>,
+    storage_failed: AtomicBool,
+}
+
+impl EngineWatch {
+    /// Runs table code under this watch (see [`contain`]).
+    fn contain<R>(&self, f: impl FnOnce() -> Result<R>) -> Result<R> {
+        contain(self, f)
+    }
+
+    /// The first damage met, if any.
+    pub(crate) fn damage(&self) -> Option<EngineDamage> {
+        self.damage.lock().clone()
+    }
+
+    /// Whether table code met an I/O error of the storage.
+    pub(crate) fn storage_failed(&self) -> bool {
+        self.storage_failed.load(Ordering::SeqCst)
+    }
+}
+
 /// Runs `f`, catching a failure of the storage engine on damaged data: a panic inside
-/// redb, or redb reporting its file corrupted. The damage is noted in `slot` and becomes
+/// redb, or redb reporting its file corrupted. The damage is noted in `watch` and becomes
 /// `Error::Corrupt` naming the table in use. Only edgestate's own table code runs here
 /// (never a caller's closure), so a panic is the storage engine's. Under
 /// `panic = "abort"` nothing can be caught.
-fn contain<R>(
-    slot: &Mutex<Option<EngineDamage>>,
-    storage_failed: &AtomicBool,
-    f: impl FnOnce() -> Result<R>,
-) -> Result<R> {
+fn contain<R>(watch: &EngineWatch, f: impl FnOnce() -> Result<R>) -> Result<R> {
     TABLE_IN_USE.with(|t| t.set(([0; NAME_CAPACITY], 0)));
     IN_CALLER_CODE.with(|c| c.set(false));
     let reason = match catch_unwind(AssertUnwindSafe(f)) {
@@ -283,7 +288,7 @@ fn contain<R>(
             // An I/O error inside a transaction (say, growing the file) latches redb as a
             // failed commit does; the store must learn it now, not one call later.
             if matches!(e, Error::Storage(redb::Error::Io(_))) || e.needs_reopen() {
-                storage_failed.store(true, Ordering::SeqCst);
+                watch.storage_failed.store(true, Ordering::SeqCst);
             }
             return Err(e);
         }
@@ -297,7 +302,7 @@ fn contain<R>(
     let table = table_in_use().map_or("(storage engine)", Table::name);
     let damage = EngineDamage { table, reason };
     let error = damage.to_error();
-    slot.lock().get_or_insert(damage);
+    watch.damage.lock().get_or_insert(damage);
     Err(error)
 }
 

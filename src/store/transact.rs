@@ -14,7 +14,7 @@ use super::{heal, trace, wal, Inner};
 use crate::config::Durability;
 use crate::error::{Error, Result};
 use crate::ttl;
-use crate::txn::{EngineDamage, ReadTx, WriteTx};
+use crate::txn::{EngineWatch, ReadTx, WriteTx};
 
 thread_local! {
     static IN_WRITE: Cell<bool> = const { Cell::new(false) };
@@ -102,14 +102,9 @@ impl Inner {
         // Counted in only once the database lock is held, so that nobody waits for a
         // writer that itself waits behind a maintenance call.
         let ticket = self.group.enter(db);
-        let mut txn = db.begin_write().map_err(|e| self.noted(e.into()))?;
-        if self.quick_repair {
-            txn.set_quick_repair(true);
-        }
-        let mut tx = WriteTx::new(txn, self.clock.now_ms(), Arc::clone(&self.config));
+        let mut tx = self.begin_write(db)?;
         let outcome = f(&mut tx);
-        self.note_engine_damage(tx.engine_damage());
-        self.note_storage_failure(tx.storage_failed());
+        self.note_watch(tx.watch());
         match outcome {
             Ok(out) => {
                 ticket.commit(tx, durability).map_err(|e| self.noted(e))?;
@@ -133,14 +128,9 @@ impl Inner {
         durability: Durability,
         f: impl FnOnce(&mut WriteTx) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
-        let mut txn = db.begin_write().map_err(|e| self.noted(e.into()))?;
-        if self.quick_repair {
-            txn.set_quick_repair(true);
-        }
-        let mut tx = WriteTx::new(txn, self.clock.now_ms(), Arc::clone(&self.config));
+        let mut tx = self.begin_write(db)?;
         let outcome = f(&mut tx);
-        self.note_engine_damage(tx.engine_damage());
-        self.note_storage_failure(tx.storage_failed());
+        self.note_watch(tx.watch());
         let out = match outcome {
             Ok(out) => out,
             Err(e) => {
@@ -196,26 +186,36 @@ impl Inner {
         let txn = db.begin_read().map_err(Error::from)?;
         let tx = ReadTx::new(txn, self.clock.now_ms(), Arc::clone(&self.config));
         let outcome = f(&tx);
-        self.note_engine_damage(tx.engine_damage());
-        self.note_storage_failure(tx.storage_failed());
+        self.note_watch(tx.watch());
         outcome
     }
 
-    /// After the storage engine failed on damaged data, writes are refused until the
-    /// store is reopened by its owner or passes `check_integrity`: writing on top of a
-    /// damaged b-tree could spread the damage. Reads go on (a read that meets the damage
-    /// fails on its own); the storage is not reopened behind the owner's back, since a
-    /// reopen on a failing disk could fail and take the reads down with it.
-    fn note_engine_damage(&self, damage: Option<EngineDamage>) {
-        if let Some(damage) = damage {
-            self.healing.mark_damaged(damage);
+    /// A write transaction on `db`, with the store's clock, defaults and repair mode.
+    fn begin_write(&self, db: &redb::Database) -> Result<WriteTx> {
+        let mut txn = db.begin_write().map_err(|e| self.noted(e.into()))?;
+        if self.quick_repair {
+            txn.set_quick_repair(true);
         }
+        Ok(WriteTx::new(
+            txn,
+            self.clock.now_ms(),
+            Arc::clone(&self.config),
+        ))
     }
 
-    /// After table code met an I/O error of the storage (redb latches it as it does a
-    /// failed commit), the next transaction reopens.
-    fn note_storage_failure(&self, failed: bool) {
-        if failed {
+    /// Acts on what the storage engine met in a transaction's table code.
+    ///
+    /// Damage refuses writes until the store is reopened by its owner or passes
+    /// `check_integrity`: writing on top of a damaged b-tree could spread it. Reads go on
+    /// (a read that meets the damage fails on its own), and the storage is not reopened
+    /// behind the owner's back, since a reopen on a failing disk could fail and take the
+    /// reads down with it. An I/O error of the storage latches redb as a failed commit
+    /// does: the next transaction reopens.
+    fn note_watch(&self, watch: &EngineWatch) {
+        if let Some(damage) = watch.damage() {
+            self.healing.mark_damaged(damage);
+        }
+        if watch.storage_failed() {
             self.healing.needed.store(true, Ordering::SeqCst);
         }
     }
