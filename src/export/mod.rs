@@ -217,6 +217,45 @@ fn output_error(source: std::io::Error) -> Error {
     }
 }
 
+/// Lines written to a caller's writer, counted, with the caller's progress callback
+/// told every 1000 and at the end. The writer and the callback are the caller's code:
+/// a panic in them is theirs, not taken for damaged storage.
+struct Lines<'a> {
+    out: &'a mut dyn Write,
+    progress: &'a mut dyn FnMut(u64),
+    count: u64,
+}
+
+impl<'a> Lines<'a> {
+    fn new(out: &'a mut dyn Write, progress: &'a mut dyn FnMut(u64)) -> Self {
+        Lines {
+            out,
+            progress,
+            count: 0,
+        }
+    }
+
+    /// Writes one line; `counted` lines are items (a header is not).
+    fn write(&mut self, line: &str, counted: bool) -> Result<()> {
+        crate::txn::caller_code(|| writeln!(self.out, "{line}")).map_err(output_error)?;
+        if counted {
+            self.count += 1;
+            if self.count.is_multiple_of(1000) {
+                let count = self.count;
+                crate::txn::caller_code(|| (self.progress)(count));
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes the writer and reports the final count.
+    fn finish(self) -> Result<u64> {
+        self.out.flush().map_err(output_error)?;
+        (self.progress)(self.count);
+        Ok(self.count)
+    }
+}
+
 fn input_error(source: std::io::Error) -> Error {
     Error::Io {
         path: PathBuf::from("<import input>"),
@@ -251,9 +290,7 @@ impl Store {
         out: &mut dyn Write,
         progress: &mut dyn FnMut(u64),
     ) -> Result<u64> {
-        let mut count = 0u64;
-        // The caller's writer and progress run as caller code: their panics are theirs,
-        // a panic of redb on damaged data becomes `Error::Corrupt`.
+        let mut lines = Lines::new(out, progress);
         self.read(|tx| {
             tx.contain(|| {
                 if format == Format::Jsonl {
@@ -265,7 +302,7 @@ impl Store {
                         what: "export header",
                         reason: e.to_string(),
                     })?;
-                    crate::txn::caller_code(|| writeln!(out, "{text}")).map_err(output_error)?;
+                    lines.write(&text, false)?;
                 }
                 for family in Family::ALL {
                     raw::for_each(tx.raw(), family, &mut |rec| {
@@ -275,23 +312,16 @@ impl Store {
                                 dynamodb::to_item(&rec)?.map(|item| item.to_string())
                             }
                         };
-                        if let Some(line) = line {
-                            crate::txn::caller_code(|| writeln!(out, "{line}"))
-                                .map_err(output_error)?;
-                            count += 1;
-                            if count.is_multiple_of(1000) {
-                                crate::txn::caller_code(|| progress(count));
-                            }
+                        match line {
+                            Some(line) => lines.write(&line, true),
+                            None => Ok(()),
                         }
-                        Ok(())
                     })?;
                 }
                 Ok::<_, Error>(())
             })
         })?;
-        out.flush().map_err(output_error)?;
-        progress(count);
-        Ok(count)
+        lines.finish()
     }
 
     /// Reads `input` in `format` and stores every item as it is, replacing what its key
@@ -443,7 +473,7 @@ impl Store {
     /// # Errors
     /// As [`export`](Store::export).
     pub fn dump(&self, out: &mut dyn Write, progress: &mut dyn FnMut(u64)) -> Result<u64> {
-        let mut count = 0u64;
+        let mut lines = Lines::new(out, progress);
         self.read(|tx| {
             tx.contain(|| {
                 let now = tx.now_ms();
@@ -454,21 +484,13 @@ impl Store {
                             what: "dump line",
                             reason: e.to_string(),
                         })?;
-                        crate::txn::caller_code(|| writeln!(out, "{text}"))
-                            .map_err(output_error)?;
-                        count += 1;
-                        if count.is_multiple_of(1000) {
-                            crate::txn::caller_code(|| progress(count));
-                        }
-                        Ok(())
+                        lines.write(&text, true)
                     })?;
                 }
                 Ok::<_, Error>(())
             })
         })?;
-        out.flush().map_err(output_error)?;
-        progress(count);
-        Ok(count)
+        lines.finish()
     }
 
     /// Records whose expiry has passed (by the store's clock) and that no sweep has
