@@ -168,6 +168,30 @@ pub(crate) struct Ordered<'r, K: redb::Key + 'static, V: redb::Value + 'static> 
 type Entry<'r, K, V> = (AccessGuard<'r, K>, AccessGuard<'r, V>);
 
 impl<'r, K: redb::Key + 'static, V: redb::Value + 'static> Ordered<'r, K, V> {
+    /// Whether `key` comes after (`forward`) or before the last key seen from the same
+    /// end; it becomes the last key. One buffer per end, reused: no allocation per entry
+    /// once it has grown.
+    fn in_order(key: &AccessGuard<'r, K>, last: &mut Option<Vec<u8>>, forward: bool) -> bool {
+        let value = key.value();
+        let stored = K::as_bytes(&value);
+        let bytes = stored.as_ref();
+        if let Some(previous) = last.as_deref() {
+            let order = K::compare(previous, bytes);
+            let in_order = if forward {
+                order.is_lt()
+            } else {
+                order.is_gt()
+            };
+            if !in_order {
+                return false;
+            }
+        }
+        let buffer = last.get_or_insert_with(Vec::new);
+        buffer.clear();
+        buffer.extend_from_slice(bytes);
+        true
+    }
+
     /// Checks `entry` against the last key seen from the same end.
     fn check(
         entry: Option<std::result::Result<Entry<'r, K, V>, redb::StorageError>>,
@@ -177,21 +201,11 @@ impl<'r, K: redb::Key + 'static, V: redb::Value + 'static> Ordered<'r, K, V> {
         let Some(Ok((key, value))) = entry else {
             return entry;
         };
-        let bytes = K::as_bytes(&key.value()).as_ref().to_vec();
-        if let Some(previous) = last.as_deref() {
-            let order = K::compare(previous, &bytes);
-            let in_order = if forward {
-                order.is_lt()
-            } else {
-                order.is_gt()
-            };
-            if !in_order {
-                return Some(Err(redb::StorageError::Corrupted(
-                    "b-tree keys out of order (a damaged branch page?)".to_owned(),
-                )));
-            }
+        if !Self::in_order(&key, last, forward) {
+            return Some(Err(redb::StorageError::Corrupted(
+                "b-tree keys out of order (a damaged branch page?)".to_owned(),
+            )));
         }
-        *last = Some(bytes);
         Some(Ok((key, value)))
     }
 }
