@@ -44,7 +44,12 @@ fn exercise(
 ) {
     let note = |r: Result<(), Error>, tally: &mut FlipTally| match r {
         Ok(()) => tally.read_ok += 1,
-        Err(e) => *tally.read_errors.entry(variant(&e)).or_default() += 1,
+        Err(e) => {
+            *tally
+                .read_errors
+                .entry(common::error_variant(&e))
+                .or_default() += 1
+        }
     };
     let wrong = |what: String, tally: &mut FlipTally| {
         if tally.wrong_values.len() < 5 {
@@ -109,7 +114,12 @@ fn exercise(
             tally.read_ok += 1;
             tally.integrity_repaired += u64::from(!intact);
         }
-        Err(e) => *tally.read_errors.entry(variant(&e)).or_default() += 1,
+        Err(e) => {
+            *tally
+                .read_errors
+                .entry(common::error_variant(&e))
+                .or_default() += 1
+        }
     }
     note(store.kv().get("n1", &key_name(1)).map(drop), tally);
 }
@@ -163,7 +173,12 @@ fn flip_trials(verify_on_open: bool, trials: u64, seed: u64) -> FlipTally {
                     exercise(&store, &fx.keys, &fx.truth, &mut rng, &mut local);
                     let _ = store.close();
                 }
-                Err(e) => *local.open_errors.entry(variant(&e)).or_default() += 1,
+                Err(e) => {
+                    *local
+                        .open_errors
+                        .entry(common::error_variant(&e))
+                        .or_default() += 1
+                }
             }
             local
         }));

@@ -49,19 +49,6 @@ struct TrialReport {
     close_failed: bool,
 }
 
-fn variant(e: &Error) -> &'static str {
-    match e {
-        Error::Storage(_) => "Storage",
-        Error::CommitOutcomeUnknown(_) => "CommitOutcomeUnknown",
-        Error::Io { .. } => "Io",
-        Error::NotAStore { .. } => "NotAStore",
-        Error::Corrupt { .. } => "Corrupt",
-        Error::Closed => "Closed",
-        Error::ReopenFailed { .. } => "ReopenFailed",
-        _ => "other",
-    }
-}
-
 /// An I/O failure may only surface as one of these; anything else (a version conflict,
 /// a corrupt record, invalid input) would be a wrong error.
 fn is_io_kind(e: &Error) -> bool {
@@ -157,7 +144,7 @@ fn run_trial(
                 return Err(format!("open failed with a wrong error: {e:?}"));
             }
             report.open_failed = true;
-            report.error_variant = Some(variant(&e));
+            report.error_variant = Some(common::error_variant(&e));
             candidates = vec![model.clone()];
         }
         Ok(store) => {
@@ -570,7 +557,12 @@ fn wait_healthy(store: &Store, state: &FaultState, report: &mut HealReport) -> R
                     "read after the fault cleared still fails (no healing): {e:?}"
                 ))
             }
-            Err(e) => *report.probes_failed.entry(variant(&e)).or_default() += 1,
+            Err(e) => {
+                *report
+                    .probes_failed
+                    .entry(common::error_variant(&e))
+                    .or_default() += 1
+            }
         }
     }
     Err("the store never became readable again".into())

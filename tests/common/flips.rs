@@ -13,27 +13,10 @@ pub const START_MS: u64 = 1_700_000_000_000;
 pub const NAMESPACES: [&str; 4] = ["n0", "n1", "n2", "n3"];
 pub const RECORDS: usize = 3_000;
 
-pub fn variant(e: &Error) -> &'static str {
-    match e {
-        Error::Storage(_) => "Storage",
-        Error::CommitOutcomeUnknown(_) => "CommitOutcomeUnknown",
-        Error::Io { .. } => "Io",
-        Error::NotAStore { .. } => "NotAStore",
-        Error::Corrupt { .. } => "Corrupt",
-        Error::Decode { .. } => "Decode",
-        Error::SchemaTooNew { .. } => "SchemaTooNew",
-        Error::SchemaTooOld { .. } => "SchemaTooOld",
-        Error::AlreadyOpen { .. } => "AlreadyOpen",
-        Error::InvalidInput { .. } => "InvalidInput",
-        Error::VersionConflict { .. } => "VersionConflict",
-        _ => "other",
-    }
-}
-
 /// A label for tallies: the variant, with the table a `Corrupt` names, and the variant's
 /// own name (from `Debug`) where [`variant`] does not know it.
 pub fn error_label(e: &Error) -> String {
-    match (e, variant(e)) {
+    match (e, super::error_variant(e)) {
         (Error::Corrupt { table, .. }, _) => format!("Corrupt({table})"),
         (_, "other") => {
             let debug = format!("{e:?}");

@@ -147,3 +147,25 @@ pub fn spread(total: u64, budget: u64) -> Vec<u64> {
     points.dedup();
     points
 }
+
+/// The name of an error's variant, for tallies and messages.
+pub fn error_variant(e: &edgestate::Error) -> &'static str {
+    use edgestate::Error;
+    match e {
+        Error::Storage(_) => "Storage",
+        Error::CommitOutcomeUnknown(_) => "CommitOutcomeUnknown",
+        Error::Io { .. } => "Io",
+        Error::NotAStore { .. } => "NotAStore",
+        Error::Corrupt { .. } => "Corrupt",
+        Error::Damaged { .. } => "Damaged",
+        Error::Decode { .. } => "Decode",
+        Error::SchemaTooNew { .. } => "SchemaTooNew",
+        Error::SchemaTooOld { .. } => "SchemaTooOld",
+        Error::AlreadyOpen { .. } => "AlreadyOpen",
+        Error::InvalidInput { .. } => "InvalidInput",
+        Error::VersionConflict { .. } => "VersionConflict",
+        Error::Closed => "Closed",
+        Error::ReopenFailed { .. } => "ReopenFailed",
+        _ => "other",
+    }
+}
